@@ -1,0 +1,204 @@
+"""Train the emotion CNN on FER2013 with Keras and export it for LiteRT serving.
+
+Run as ``python -m emotion.train --train PATH/train.npz --val PATH/val.npz``. Training is
+resumable: the run directory keeps a backup that ``--resume`` (the default) continues from.
+TensorFlow is imported here only; the serving path never imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from emotion.labels import EMOTIONS
+
+INPUT_SIZE = 48
+
+
+def load_split(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Load an ``x``/``y`` npz split (uint8 N x 48 x 48 faces and class indices)."""
+    with np.load(path) as data:
+        return data["x"].astype(np.uint8), data["y"].astype(np.int64)
+
+
+def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
+    """Inverse-frequency weights softened by ``power`` so rare classes count without wrecking accuracy."""
+    counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
+    weights = (counts.sum() / np.maximum(counts, 1.0)) ** power
+    weights /= (weights * counts).sum() / counts.sum()
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def build_model(width: int = 32, dropout: float = 0.4):
+    """A VGG-style CNN sized for CPU training and ~1 ms serving: 4 blocks of two 3x3 convs."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 1), name="faces")
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    for i, filters in enumerate((width, width * 2, width * 4, width * 8)):
+        for j in range(2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}_{j}")(x)
+            x = layers.BatchNormalization(name=f"bn{i}_{j}")(x)
+            x = layers.ReLU()(x)
+        x = layers.MaxPooling2D()(x)
+        x = layers.SpatialDropout2D(0.1 * (i + 1) / 2)(x) if i else x
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(256, use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(len(EMOTIONS), dtype="float32", name="logits")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(outputs)
+    return keras.Model(inputs, outputs, name="emotion_cnn")
+
+
+def augmenter(seed: int):
+    """Random shifts/zoom, flips, small rotations and brightness/contrast, applied on the fly."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.04, fill_mode="reflect", seed=seed + 1),
+            layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=seed + 2),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
+            layers.RandomBrightness(0.2, value_range=(0.0, 255.0), seed=seed + 4),
+            layers.RandomContrast(0.3, value_range=(0.0, 255.0), seed=seed + 5),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool):
+    """A tf.data pipeline of float faces and one-hot labels; augmentation on training batches."""
+    import tensorflow as tf
+
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[y]
+    ds = tf.data.Dataset.from_tensor_slices((x[..., None].astype(np.float32), onehot))
+    if train:
+        aug = augmenter(seed)
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch, drop_remainder=True)
+        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.batch(batch)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def export_tflite(model, path: Path, quantization: str) -> int:
+    """Convert ``model`` to a .tflite file (``float16`` or ``int8`` dynamic range); returns its size."""
+    import tempfile
+
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as saved:
+        model.export(saved, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantization != "int8":
+            raise ValueError(f"unknown quantization {quantization!r}")
+        path.write_bytes(converter.convert())
+    return path.stat().st_size
+
+
+def float32_copy(model, width: int):
+    """Rebuild ``model`` in float32 (the bfloat16 training policy must not reach the export)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    clone = build_model(width)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def train(args: argparse.Namespace) -> None:
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    if args.bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    x_train, y_train = load_split(args.train)
+    x_val, y_val = load_split(args.val)
+    if args.limit:
+        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+        x_val, y_val = x_val[: args.limit], y_val[: args.limit]
+    train_ds = make_dataset(x_train, y_train, args.batch, args.seed, train=True)
+    val_ds = make_dataset(x_val, y_val, 256, args.seed, train=False)
+    steps = max(1, len(x_train) // args.batch)
+    if args.steps:
+        steps = args.steps
+        train_ds = train_ds.repeat()
+
+    model = build_model(args.width)
+    total = steps * args.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, total - steps * args.warmup), warmup_target=args.lr,
+        warmup_steps=steps * args.warmup,
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=args.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+        metrics=["accuracy"],
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+    ]
+    started = time.time()
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=args.epochs, steps_per_epoch=steps,
+        class_weight=class_weights(y_train, args.class_weight_power), callbacks=callbacks, verbose=args.verbose,
+    )
+    seconds = time.time() - started
+    model.save(run_dir / "final.keras")
+
+    export = float32_copy(model, args.width)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    size = export_tflite(export, out, args.quantization)
+    (run_dir / "train_info.json").write_text(json.dumps({
+        "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "seed": args.seed, "width": args.width,
+        "train_seconds_this_process": round(seconds, 1), "train_images": int(len(x_train)),
+        "quantization": args.quantization, "tflite_bytes": size,
+    }, indent=2))
+    print(f"exported {out} ({size} bytes, {args.quantization}) after {seconds:.0f} s")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", required=True, help="npz with x (N,48,48 uint8) and y")
+    p.add_argument("--val", required=True, help="npz used for the progress display only")
+    p.add_argument("--out", default="models/emotion.tflite", help="where to write the .tflite model")
+    p.add_argument("--run-dir", default="runs/emotion", help="checkpoints, history.csv and the final .keras")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--warmup", type=int, default=2, help="warm-up epochs")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--class-weight-power", type=float, default=0.35)
+    p.add_argument("--width", type=int, default=32, help="filters of the first block")
+    p.add_argument("--quantization", choices=("float16", "int8"), default="float16")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
+    p.add_argument("--steps", type=int, default=0, help="steps per epoch instead of a full pass (smoke tests)")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32")
+    p.add_argument("--verbose", type=int, default=2, help="Keras progress display: 0 silent, 1 bar, 2 per epoch")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    train(parse_args())
