@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -145,7 +144,9 @@ def train(args: argparse.Namespace) -> None:
     model = build_model(args.width)
     total = steps * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - steps * args.warmup), warmup_target=args.lr,
+        0.0,
+        decay_steps=max(1, total - steps * args.warmup),
+        warmup_target=args.lr,
         warmup_steps=steps * args.warmup,
     )
     model.compile(
@@ -159,8 +160,13 @@ def train(args: argparse.Namespace) -> None:
     ]
     started = time.time()
     model.fit(
-        train_ds, validation_data=val_ds, epochs=args.epochs, steps_per_epoch=steps,
-        class_weight=class_weights(y_train, args.class_weight_power), callbacks=callbacks, verbose=args.verbose,
+        train_ds,
+        validation_data=val_ds,
+        epochs=args.epochs,
+        steps_per_epoch=steps,
+        class_weight=class_weights(y_train, args.class_weight_power),
+        callbacks=callbacks,
+        verbose=args.verbose,
     )
     seconds = time.time() - started
     model.save(run_dir / "final.keras")
@@ -169,11 +175,22 @@ def train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     size = export_tflite(export, out, args.quantization)
-    (run_dir / "train_info.json").write_text(json.dumps({
-        "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "seed": args.seed, "width": args.width,
-        "train_seconds_this_process": round(seconds, 1), "train_images": int(len(x_train)),
-        "quantization": args.quantization, "tflite_bytes": size,
-    }, indent=2))
+    (run_dir / "train_info.json").write_text(
+        json.dumps(
+            {
+                "epochs": args.epochs,
+                "batch": args.batch,
+                "lr": args.lr,
+                "seed": args.seed,
+                "width": args.width,
+                "train_seconds_this_process": round(seconds, 1),
+                "train_images": len(x_train),
+                "quantization": args.quantization,
+                "tflite_bytes": size,
+            },
+            indent=2,
+        )
+    )
     print(f"exported {out} ({size} bytes, {args.quantization}) after {seconds:.0f} s")
 
 
@@ -200,5 +217,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def main(argv: list[str] | None = None) -> None:
+    train(parse_args(argv))
+
+
 if __name__ == "__main__":
-    train(parse_args())
+    main()

@@ -1,0 +1,103 @@
+"""The pipeline: bytes → image → faces → probabilities → result (and preview)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from emotion.classifier import EmotionClassifier
+from emotion.config import Settings
+from emotion.decode import decode_image
+from emotion.detect import Box, FaceDetector, crop_region, whole_image
+from emotion.labels import EMOTIONS
+from emotion.preview import render_preview
+
+#: Context kept around a detected face when cropping it for the model (FER2013 crops include some).
+CROP_MARGIN = 0.1
+
+
+class Analyzer:
+    """Holds the model and detector for one process; ``analyze`` is safe to call from many threads."""
+
+    def __init__(self, settings: Settings | None = None, classifier: EmotionClassifier | None = None) -> None:
+        self.settings = settings or Settings()
+        self.classifier = classifier or EmotionClassifier()
+        self.detector = FaceDetector(max_side=self.settings.detect_max_side)
+
+    def analyze(self, data: bytes, *, preview: bool = True) -> dict[str, Any]:
+        """The result for one image file; raises a typed ``EmotionError`` for bad input."""
+        started = time.perf_counter()
+        image = decode_image(data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
+        decoded = time.perf_counter()
+
+        gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
+        boxes = self.detector.detect(gray)
+        detection = "face"
+        if not boxes and self.settings.whole_image_fallback:
+            boxes, detection = [whole_image(image.width, image.height)], "whole_image"
+        detected = time.perf_counter()
+
+        probabilities = self.classifier.predict([_crop(gray, box, detection) for box in boxes])
+        classified = time.perf_counter()
+
+        faces = [_face(box, detection, row) for box, row in zip(boxes, probabilities, strict=True)]
+        result: dict[str, Any] = {
+            "faces": faces,
+            "dominant_emotion": faces[0]["dominant_emotion"] if faces else None,
+            "image": {"width": image.width, "height": image.height, "format": image.format},
+        }
+        if preview:
+            labels = [(f["dominant_emotion"], f["emotions"][f["dominant_emotion"]]) for f in faces]
+            result["preview"] = {"mime_type": "image/jpeg", "base64": render_preview(image.rgb, boxes, labels)}
+        result["model"] = self.classifier.info.as_dict()
+        result["timing_ms"] = {
+            "decode": _ms(started, decoded),
+            "detect": _ms(decoded, detected),
+            "classify": _ms(detected, classified),
+            "total": _ms(started, time.perf_counter()),
+        }
+        return result
+
+
+def _crop(gray: np.ndarray, box: Box, detection: str) -> np.ndarray:
+    """The model's view of a face: a square with margin around a detection, the centre square otherwise."""
+    height, width = gray.shape
+    margin = CROP_MARGIN if detection == "face" else 0.0
+    region = crop_region(box, margin, width, height)
+    return gray[region.y : region.y + region.height, region.x : region.x + region.width]
+
+
+def _face(box: Box, detection: str, row: np.ndarray) -> dict[str, Any]:
+    emotions = {name: float(p) for name, p in zip(EMOTIONS, row, strict=True)}
+    return {
+        "box": box.as_dict(),
+        "detection": detection,
+        "emotions": emotions,
+        "dominant_emotion": EMOTIONS[int(np.argmax(row))],
+    }
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000.0, 3)
+
+
+_default: Analyzer | None = None
+_default_lock = threading.Lock()
+
+
+def default_analyzer() -> Analyzer:
+    """The process-wide analyzer (settings from the environment, committed model), built once."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Analyzer(Settings.from_env())
+        return _default
+
+
+def analyze(data: bytes, *, preview: bool = True) -> dict[str, Any]:
+    """Analyze the image file ``data`` with the process-wide analyzer (see ``Analyzer.analyze``)."""
+    return default_analyzer().analyze(data, preview=preview)

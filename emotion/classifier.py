@@ -1,0 +1,115 @@
+"""Faces → probabilities: the committed ``.tflite`` model run with LiteRT (never TensorFlow)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from emotion.errors import ModelError
+from emotion.labels import EMOTIONS
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "emotion.tflite"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the result reports about the model, read from ``model.json`` beside the file."""
+
+    name: str
+    version: str
+    sha256: str
+    input_size: int
+    flip_tta: bool
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+def read_model_info(model_path: Path) -> ModelInfo:
+    """Describe ``model_path``; ``model.json`` is optional for ad-hoc models but must match when present."""
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    card = model_path.with_name("model.json")
+    meta = json.loads(card.read_text()) if card.is_file() and card.parent == MODELS_DIR else {}
+    if meta:
+        if meta.get("sha256") != digest:
+            raise ModelError(f"{model_path} does not match the sha256 in {card}")
+        if tuple(meta.get("classes", ())) != EMOTIONS:
+            raise ModelError(f"{card} lists classes {meta.get('classes')}, expected {list(EMOTIONS)}")
+    return ModelInfo(
+        name=meta.get("name", model_path.stem),
+        version=meta.get("version", "unversioned"),
+        sha256=digest,
+        input_size=int(meta.get("input_size", 48)),
+        flip_tta=bool(meta.get("flip_tta", False)),
+    )
+
+
+class EmotionClassifier:
+    """Classifies grayscale face crops in one batched LiteRT call; safe to share between threads."""
+
+    def __init__(
+        self, model_path: str | Path | None = None, *, num_threads: int = 1, flip_tta: bool | None = None
+    ) -> None:
+        """``flip_tta`` forces horizontal-flip test-time augmentation on or off (default: as model.json says)."""
+        path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        self.info = read_model_info(path)
+        if flip_tta is not None:
+            self.info = dataclasses.replace(self.info, flip_tta=flip_tta)
+        try:
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"LiteRT cannot load {path}: {exc}") from exc
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = -1
+        # One interpreter holds one set of tensors: requests on other threads must wait their turn.
+        self._lock = threading.Lock()
+
+    def predict(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities ``(N, 7)`` in ``EMOTIONS`` order for ``N`` uint8 grayscale crops of any size."""
+        batch = self.preprocess(faces)
+        count = len(batch)
+        if count == 0:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        if self.info.flip_tta:
+            batch = np.concatenate([batch, batch[:, :, ::-1]])
+        probs = self._invoke(batch)
+        if self.info.flip_tta:
+            probs = (probs[:count] + probs[count:]) / 2
+        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def preprocess(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Resize every crop to the model's square input: float32 ``(N, S, S, 1)`` of 0..255 values."""
+        size = self.info.input_size
+        out = np.empty((len(faces), size, size, 1), dtype=np.float32)
+        for i, face in enumerate(faces):
+            face = np.asarray(face)
+            if face.dtype != np.uint8 or face.ndim != 2 or 0 in face.shape:
+                raise ValueError(f"face {i} must be a non-empty 2-D uint8 array, got {face.dtype} {face.shape}")
+            shrink = face.shape[0] > size or face.shape[1] > size
+            out[i, :, :, 0] = cv2.resize(
+                face, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            )
+        return out
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if self._batch != len(batch):
+                self._interpreter.resize_tensor_input(self._input, list(batch.shape))
+                self._interpreter.allocate_tensors()
+                self._batch = len(batch)
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).astype(np.float64)

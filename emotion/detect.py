@@ -1,0 +1,95 @@
+"""Image → faces: OpenCV Haar cascades at a bounded working resolution, boxes in input pixels."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FRONTAL_CASCADE = "haarcascade_frontalface_default.xml"
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in the pixel coordinates of the (orientation-corrected) input image."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+    def as_dict(self) -> dict[str, int]:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+class FaceDetector:
+    """Finds frontal faces; one cascade per thread because ``CascadeClassifier`` is not thread-safe."""
+
+    def __init__(
+        self, max_side: int = 480, scale_factor: float = 1.15, min_neighbors: int = 5, min_face_fraction: float = 0.07
+    ) -> None:
+        """Cost grows with the working size and the smallest face searched, so both are bounded:
+        faces under ``min_face_fraction`` of the shorter side (and under 24 px at work size) are not sought."""
+        self.max_side = max_side
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_face_fraction = min_face_fraction
+        self._path = cv2.data.haarcascades + FRONTAL_CASCADE
+        self._local = threading.local()
+        self._cascade()  # load now, so a broken OpenCV install fails at cold start, not on a request
+
+    def _cascade(self) -> cv2.CascadeClassifier:
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            cascade = cv2.CascadeClassifier(self._path)
+            if cascade.empty():
+                raise RuntimeError(f"cannot load the face cascade {self._path}")
+            self._local.cascade = cascade
+        return cascade
+
+    def detect(self, gray: np.ndarray) -> list[Box]:
+        """Faces in a uint8 grayscale image, largest first."""
+        height, width = gray.shape
+        scale = min(1.0, self.max_side / max(height, width))
+        small = (
+            gray
+            if scale == 1.0
+            else cv2.resize(
+                gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+            )
+        )
+        small = cv2.equalizeHist(small)
+        min_face = max(24, round(self.min_face_fraction * min(small.shape)))
+        found = self._cascade().detectMultiScale(
+            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_face, min_face)
+        )
+        boxes = [
+            _clip(Box(*(round(v / scale) for v in rect)), width, height) for rect in np.asarray(found).reshape(-1, 4)
+        ]
+        return sorted(boxes, key=lambda b: b.area, reverse=True)
+
+
+def _clip(box: Box, width: int, height: int) -> Box:
+    x, y = max(0, box.x), max(0, box.y)
+    return Box(x, y, min(box.width, width - x), min(box.height, height - y))
+
+
+def whole_image(width: int, height: int) -> Box:
+    """The box used when no face is found and the whole image is classified as one face."""
+    return Box(0, 0, width, height)
+
+
+def crop_region(box: Box, margin: float, width: int, height: int) -> Box:
+    """``box`` grown by ``margin`` of its size on every side and squared, kept inside the image."""
+    side = round(max(box.width, box.height) * (1 + 2 * margin))
+    side = min(side, width, height)
+    cx, cy = box.x + box.width / 2, box.y + box.height / 2
+    x = int(min(max(round(cx - side / 2), 0), width - side))
+    y = int(min(max(round(cy - side / 2), 0), height - side))
+    return Box(x, y, side, side)

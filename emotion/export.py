@@ -1,0 +1,180 @@
+"""Export trained weights as the served model: choose quantization and flip-TTA by measurement,
+then write ``models/emotion.tflite``, ``models/model.json`` and the model card's pictures.
+
+``python -m emotion.export --weights runs/emotion/final.keras --val PATH/val.npz``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotion.classifier import EmotionClassifier
+from emotion.evaluate import predict_split
+from emotion.labels import EMOTIONS
+from emotion.metrics import report
+
+#: A quantization or TTA choice must buy at least this much validation accuracy to be worth its cost.
+MIN_GAIN = 0.003
+
+
+def per_face_ms(model: Path, flip_tta: bool, repeats: int = 300) -> float:
+    """Median time of one single-face ``predict`` on one thread (what one request with one face pays)."""
+    classifier = EmotionClassifier(model, flip_tta=flip_tta)
+    face = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
+    classifier.predict(face)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        classifier.predict(face)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def choose(candidates: dict[str, Path], faces: np.ndarray, truth: np.ndarray) -> tuple[str, bool, dict[str, Any]]:
+    """Pick the smallest file unless it costs accuracy, then flip-TTA only if it pays for itself."""
+    scores = {
+        (name, tta): report(truth, predict_split(EmotionClassifier(path, flip_tta=tta), faces))
+        for name, path in candidates.items()
+        for tta in (False, True)
+    }
+    by_size = sorted(candidates, key=lambda n: candidates[n].stat().st_size)
+    best = max(s["accuracy"] for (_, tta), s in scores.items() if not tta)
+    quant = next(n for n in by_size if scores[(n, False)]["accuracy"] >= best - MIN_GAIN)
+    tta = scores[(quant, True)]["accuracy"] >= scores[(quant, False)]["accuracy"] + MIN_GAIN
+    trials = {
+        f"{name}{'+flip' if t else ''}": {
+            "accuracy": round(s["accuracy"], 4),
+            "macro_recall": round(s["macro_recall"], 4),
+            "bytes": candidates[name].stat().st_size,
+        }
+        for (name, t), s in scores.items()
+    }
+    return quant, tta, trials
+
+
+def plot_curves(history: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(history.open()))
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("accuracy", "train (augmented)"), ("val_accuracy", "validation")):
+        left.plot(epochs, [float(r[key]) for r in rows], label=label)
+    for key, label in (("loss", "train (augmented)"), ("val_loss", "validation")):
+        right.plot(epochs, [float(r[key]) for r in rows], label=label)
+    left.set(title="accuracy", xlabel="epoch")
+    right.set(title="loss (label-smoothed)", xlabel="epoch")
+    left.legend()
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(matrix: np.ndarray, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
+    ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    for i in range(len(EMOTIONS)):
+        for j in range(len(EMOTIONS)):
+            ax.text(
+                j, i, f"{rates[i, j]:.2f}", ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black"
+            )
+    ax.set(xlabel="predicted", ylabel="true", title="Validation confusion (row-normalised recall)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from emotion.train import build_model, export_tflite, load_split
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weights", required=True, help="a .keras model or .weights.h5 file from emotion.train")
+    p.add_argument("--val", required=True, help="the validation npz")
+    p.add_argument("--run-dir", default="runs/emotion", help="where history.csv and train_info.json are")
+    p.add_argument("--out-dir", default="models")
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--version", default=datetime.now(UTC).strftime("%Y.%m.%d"))
+    p.add_argument("--train-seconds", type=float, default=0.0, help="wall-clock training time to record")
+    args = p.parse_args(argv)
+
+    model = build_model(args.width)
+    model.load_weights(args.weights)
+    faces, truth = load_split(args.val)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        candidates = {q: Path(tmp) / f"{q}.tflite" for q in ("float16", "int8")}
+        for quant, path in candidates.items():
+            export_tflite(model, path, quant)
+        quant, tta, trials = choose(candidates, faces, truth)
+        target = out / "emotion.tflite"
+        target.write_bytes(candidates[quant].read_bytes())
+    classifier = EmotionClassifier(target, flip_tta=tta)
+    figures = report(truth, predict_split(classifier, faces))
+    run_dir = Path(args.run_dir)
+    info_file = run_dir / "train_info.json"
+    train_info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    card = {
+        "name": "emotion-cnn",
+        "version": args.version,
+        "file": target.name,
+        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "bytes": target.stat().st_size,
+        "classes": list(EMOTIONS),
+        "input_size": 48,
+        "input": "float32 (N, 48, 48, 1): grayscale face crops resized to 48x48, pixel values 0..255",
+        "preprocessing": "square crop around the face with 10% margin, grayscale, INTER_AREA resize; "
+        "the model rescales to 0..1 itself",
+        "quantization": quant,
+        "flip_tta": tta,
+        "per_face_ms_one_thread": round(per_face_ms(target, tta), 3),
+        "validation": {
+            "data": "FER2013 PublicTest (val.npz)",
+            **{k: figures[k] for k in ("images", "accuracy", "macro_recall", "per_class_recall", "confusion_matrix")},
+        },
+        "selection_trials": trials,
+        "training": {
+            "data": "FER2013 Training (train.npz, 28,709 images)",
+            **train_info,
+            "wall_clock_seconds": args.train_seconds or None,
+        },
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+    (out / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+    history = run_dir / "history.csv"
+    if history.is_file():
+        plot_curves(history, out / "training_curves.png")
+    plot_confusion(np.array(figures["confusion_matrix"]["rows_true_columns_predicted"]), out / "confusion_matrix.png")
+    print(
+        json.dumps(
+            {k: card[k] for k in ("quantization", "flip_tta", "bytes", "per_face_ms_one_thread")}
+            | {"accuracy": figures["accuracy"], "macro_recall": figures["macro_recall"]}
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

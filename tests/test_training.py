@@ -1,0 +1,68 @@
+"""Training smoke test: a few steps on a tiny slice, exported to .tflite and served by EmotionClassifier."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotion import EMOTIONS, EmotionClassifier
+
+from .conftest import SHARED_DATA
+
+pytest.importorskip("tensorflow", reason="training needs tensorflow-cpu (pip install -r requirements-dev.txt)")
+
+
+def _tiny_split(path, count: int, seed: int) -> None:
+    """FER2013-shaped data: from ../shared when present, else synthetic faces the test draws."""
+    real = SHARED_DATA / "fer2013" / "val.npz"
+    if real.is_file():
+        with np.load(real) as data:
+            pick = np.random.default_rng(seed).choice(len(data["y"]), count, replace=False)
+            x, y = data["x"][pick], data["y"][pick]
+    else:
+        rng = np.random.default_rng(seed)
+        x = rng.integers(0, 256, (count, 48, 48), dtype=np.uint8)
+        y = np.arange(count) % len(EMOTIONS)
+    np.savez(path, x=x, y=y.astype(np.uint8), names=np.array([f"{i}.png" for i in range(count)]))
+
+
+def test_train_export_and_serve(tmp_path) -> None:
+    from emotion.train import main
+
+    _tiny_split(tmp_path / "train.npz", 96, 1)
+    _tiny_split(tmp_path / "val.npz", 32, 2)
+    out = tmp_path / "model.tflite"
+    main(
+        [
+            "--train",
+            str(tmp_path / "train.npz"),
+            "--val",
+            str(tmp_path / "val.npz"),
+            "--out",
+            str(out),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--epochs",
+            "2",
+            "--steps",
+            "2",
+            "--batch",
+            "16",
+            "--width",
+            "8",
+            "--verbose",
+            "0",
+        ]
+    )
+    assert out.stat().st_size > 10_000
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 3, history  # header + one row per epoch
+    info = json.loads((tmp_path / "run" / "train_info.json").read_text())
+    assert info["tflite_bytes"] == out.stat().st_size
+
+    classifier = EmotionClassifier(out)
+    probs = classifier.predict(np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8))
+    assert probs.shape == (3, 7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
