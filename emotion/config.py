@@ -11,7 +11,7 @@ ENV_VARS: dict[str, str] = {
     "MAX_IMAGE_BYTES": "20000000",
     "MAX_IMAGE_PIXELS": "40000000",
     "WHOLE_IMAGE_FALLBACK": "true",
-    "DETECT_MAX_SIDE": "480",
+    "DETECT_MAX_SIDE": "640",
     "RESULTS_BUCKET": "",
     "RESULTS_PREFIX": "results/",
     "MAX_EVENT_AGE_SECONDS": "86400",
@@ -44,7 +44,7 @@ class Settings:
     max_image_bytes: int = 20_000_000
     max_image_pixels: int = 40_000_000
     whole_image_fallback: bool = True
-    detect_max_side: int = 480
+    detect_max_side: int = 640
     results_bucket: str = ""
     results_prefix: str = "results/"
     max_event_age_seconds: int = 86_400
