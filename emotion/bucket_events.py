@@ -11,6 +11,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from emotion.analyze import Analyzer
 from emotion.errors import EmotionError, ImageTooLargeError
@@ -21,6 +22,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".
 #: Content types that say nothing about the bytes; for these the object's name decides.
 GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 GENERATION_KEY = "source-generation"
+#: Storage calls retry transient failures this long; past it the event fails and the platform redelivers.
+STORAGE_RETRY = DEFAULT_RETRY.with_timeout(30.0)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,11 @@ def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client,
         )
     else:
         try:
-            data = client.bucket(event.bucket).blob(event.name, generation=event.generation or None).download_as_bytes()
+            data = (
+                client.bucket(event.bucket)
+                .blob(event.name, generation=event.generation or None)
+                .download_as_bytes(retry=STORAGE_RETRY)
+            )
         except gexc.NotFound:
             return _outcome("skipped: object no longer exists", fields)
         try:
@@ -99,6 +106,7 @@ def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client,
             json.dumps(result),
             content_type="application/json",
             if_generation_match=target.generation if existing is not None else 0,
+            retry=STORAGE_RETRY,
         )
     except gexc.PreconditionFailed:
         if (_stored_generation(target) or -1) >= event.generation:
@@ -110,7 +118,7 @@ def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client,
 def _stored_generation(blob: storage.Blob) -> int | None:
     """The source generation recorded on an existing result object, or None when there is none."""
     try:
-        blob.reload()
+        blob.reload(retry=STORAGE_RETRY)
     except gexc.NotFound:
         return None
     return int((blob.metadata or {}).get(GENERATION_KEY, 0))

@@ -76,6 +76,9 @@ def handle(request: flask.Request, analyzer: Analyzer) -> flask.Response:
     except Exception:  # a bug of ours: log it with its stack, answer with a JSON 500, keep serving
         log.exception("request failed", extra={"path": request.path})
         response = error_response(500, "internal", "internal error")
+    finally:
+        # functions-framework drains the body after the handler; our per-request cap must not fail that.
+        request.max_content_length = None
     _cors(response, analyzer.settings.cors_allow_origin)
     log.info(
         "request",
