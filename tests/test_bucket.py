@@ -17,7 +17,7 @@ import requests
 from .conftest import encode, free_port, start_function, stop, wait_until_up
 
 pytest.importorskip("gcp_storage_emulator", reason="needs gcp-storage-emulator (pip install -r requirements-dev.txt)")
-from google.cloud import storage  # noqa: E402
+from google.cloud import storage
 
 EVENT_TYPE = "google.cloud.storage.object.v1.finalized"
 BUCKET = "uploads"
