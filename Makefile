@@ -1,0 +1,34 @@
+# Two entry points for newcomers: `make run` (serve the function locally) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8080
+BIN := $(VENV)/bin
+
+.PHONY: run run-gcs test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+## Serve analyze_http on http://localhost:$(PORT) with the committed model.
+run: $(VENV)/.runtime
+	$(BIN)/functions-framework --target=analyze_http --port=$(PORT)
+
+## Serve analyze_gcs (CloudEvents) on http://localhost:$(PORT).
+run-gcs: $(VENV)/.runtime
+	$(BIN)/functions-framework --target=analyze_gcs --signature-type=cloudevent --port=$(PORT)
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+## Install everything the tests need, lint, then run the whole suite.
+test: lint
+	$(BIN)/python -m pytest
