@@ -4,74 +4,17 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.servers import ROOT, free_port, start_function, stop, wait_until_up
+
+__all__ = ["ROOT", "free_port", "start_function", "stop", "wait_until_up"]
 SHARED_DATA = Path(os.environ.get("EMOTION_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Poll ``url`` until it answers; fail early with the server's output if it dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise RuntimeError(f"server exited with {process.returncode}:\n{output}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up in {timeout} s")
-
-
-def start_function(
-    target: str, env: dict[str, str] | None = None, signature: str = "http"
-) -> tuple[subprocess.Popen, str]:
-    """Start ``functions-framework --target TARGET`` on a free loopback port; returns (process, base URL)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            f"--target={target}",
-            f"--signature-type={signature}",
-            "--host=127.0.0.1",
-            f"--port={port}",
-        ],
-        cwd=ROOT,
-        env=os.environ | (env or {}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return process, f"http://127.0.0.1:{port}"
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +22,6 @@ def http_server() -> Iterator[str]:
     """A real functions-framework server running ``analyze_http``; yields its base URL."""
     process, url = start_function("analyze_http")
     try:
-        # OPTIONS is cheap and needs no page or model work: good for a readiness probe.
         wait_until_up(url, process)
         yield url
     finally:
