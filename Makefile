@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8080
 BIN := $(VENV)/bin
+# checkov pins versions that clash with the test tools, so it gets a virtualenv of its own.
+CHECKOV_VENV ?= .venv-checkov
 
 .PHONY: run run-gcs test lint
 
@@ -26,9 +28,13 @@ run: $(VENV)/.runtime
 run-gcs: $(VENV)/.runtime
 	$(BIN)/functions-framework --target=analyze_gcs --signature-type=cloudevent --port=$(PORT)
 
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
 ## Install everything the tests need, lint, then run the whole suite.
-test: lint
-	$(BIN)/python -m pytest
+test: lint $(CHECKOV_VENV)/bin/checkov
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/python -m pytest

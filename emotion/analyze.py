@@ -12,8 +12,9 @@ import numpy as np
 from emotion.classifier import EmotionClassifier
 from emotion.config import Settings
 from emotion.decode import decode_image
-from emotion.detect import Box, FaceDetector, crop_region, whole_image
+from emotion.detect import Box, FaceDetector, crop_region, to_full_size, whole_image
 from emotion.labels import EMOTIONS
+from emotion.preview import MAX_SIDE as PREVIEW_SIDE
 from emotion.preview import render_preview
 
 #: Context kept around a detected face when cropping it for the model (FER2013 crops include some).
@@ -31,20 +32,29 @@ class Analyzer:
     def analyze(self, data: bytes, *, preview: bool = True) -> dict[str, Any]:
         """The result for one image file; raises a typed ``EmotionError`` for bad input."""
         started = time.perf_counter()
-        image = decode_image(data, max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels)
+        settings = self.settings
+        image = decode_image(
+            data,
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            long_side=max(settings.detect_max_side, PREVIEW_SIDE),
+        )
         decoded = time.perf_counter()
 
+        # Detection, crops and preview work on the decoded pixels; boxes are reported at full size.
         gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
-        boxes = self.detector.detect(gray)
+        boxes = self.detector.detect(gray, min_face=settings.detect_min_face * image.scale)
+        full_boxes = [to_full_size(box, image.scale, image.width, image.height) for box in boxes]
         detection = "face"
-        if not boxes and self.settings.whole_image_fallback:
-            boxes, detection = [whole_image(image.width, image.height)], "whole_image"
+        if not boxes and settings.whole_image_fallback:
+            boxes, detection = [whole_image(gray.shape[1], gray.shape[0])], "whole_image"
+            full_boxes = [whole_image(image.width, image.height)]
         detected = time.perf_counter()
 
         probabilities = self.classifier.predict([_crop(gray, box, detection) for box in boxes])
         classified = time.perf_counter()
 
-        faces = [_face(box, detection, row) for box, row in zip(boxes, probabilities, strict=True)]
+        faces = [_face(box, detection, row) for box, row in zip(full_boxes, probabilities, strict=True)]
         result: dict[str, Any] = {
             "faces": faces,
             "dominant_emotion": faces[0]["dominant_emotion"] if faces else None,

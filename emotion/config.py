@@ -12,6 +12,7 @@ ENV_VARS: dict[str, str] = {
     "MAX_IMAGE_PIXELS": "40000000",
     "WHOLE_IMAGE_FALLBACK": "true",
     "DETECT_MAX_SIDE": "640",
+    "DETECT_MIN_FACE": "48",
     "RESULTS_BUCKET": "",
     "RESULTS_PREFIX": "results/",
     "MAX_EVENT_AGE_SECONDS": "86400",
@@ -45,6 +46,7 @@ class Settings:
     max_image_pixels: int = 40_000_000
     whole_image_fallback: bool = True
     detect_max_side: int = 640
+    detect_min_face: int = 48
     results_bucket: str = ""
     results_prefix: str = "results/"
     max_event_age_seconds: int = 86_400
@@ -64,6 +66,7 @@ class Settings:
             max_image_pixels=_positive_int("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS")),
             whole_image_fallback=_flag("WHOLE_IMAGE_FALLBACK", get("WHOLE_IMAGE_FALLBACK")),
             detect_max_side=_positive_int("DETECT_MAX_SIDE", get("DETECT_MAX_SIDE")),
+            detect_min_face=_positive_int("DETECT_MIN_FACE", get("DETECT_MIN_FACE")),
             results_bucket=get("RESULTS_BUCKET").strip(),
             results_prefix=get("RESULTS_PREFIX"),
             max_event_age_seconds=_positive_int("MAX_EVENT_AGE_SECONDS", get("MAX_EVENT_AGE_SECONDS")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ FORMATS: dict[str, str] = {
     "GIF": "gif",
 }
 MIN_SIDE = 16
+ORIENTATION_TAG = 0x0112
 
 # Our own pixel limit is checked before decoding; Pillow's global guard stays as a second line of defence.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -29,22 +31,28 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """An orientation-corrected 8-bit RGB image and the format it came in."""
+    """Orientation-corrected 8-bit RGB pixels, the format, and the full (oriented) size of the file.
+
+    ``rgb`` is smaller than ``width`` x ``height`` when a large JPEG was decoded at reduced scale.
+    """
 
     rgb: np.ndarray
     format: str
+    width: int
+    height: int
 
     @property
-    def width(self) -> int:
-        return int(self.rgb.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[0])
+    def scale(self) -> float:
+        """Pixels of ``rgb`` per pixel of the full image (1.0 when decoded at full size)."""
+        return self.rgb.shape[1] / self.width
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
-    """Decode ``data``; raises a typed ``EmotionError`` for anything that is not a usable photo."""
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, long_side: int | None = None) -> DecodedImage:
+    """Decode ``data``; raises a typed ``EmotionError`` for anything that is not a usable photo.
+
+    ``long_side`` is the resolution the caller needs: JPEGs larger than that are decoded at the smallest
+    DCT scale (1/2, 1/4, 1/8) that still gives it, which is several times faster for phone photos.
+    """
     if len(data) > max_bytes:
         raise ImageTooLargeError(f"the file is {len(data)} bytes; the limit is {max_bytes}")
     if not data:
@@ -68,17 +76,23 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
             raise ImageTooLargeError(f"the image declares {width}x{height} pixels; the limit is {max_pixels}")
         if min(width, height) < MIN_SIDE:
             raise ImageTooSmallError(f"the image is {width}x{height}; a face needs at least {MIN_SIDE} px a side")
-        rgb = _pixels(image)
-    return DecodedImage(rgb=rgb, format=name)
+        rgb, oriented = _pixels(image, long_side)
+    return DecodedImage(rgb=rgb, format=name, width=oriented[0], height=oriented[1])
 
 
-def _pixels(image: Image.Image) -> np.ndarray:
-    """Load the first frame, apply EXIF orientation and convert any mode to 8-bit RGB."""
+def _pixels(image: Image.Image, long_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Load the first frame (reduced if allowed), apply EXIF orientation, convert any mode to 8-bit RGB."""
+    width, height = image.size
     try:
+        if image.getexif().get(ORIENTATION_TAG) in (5, 6, 7, 8):
+            width, height = height, width
+        ratio = long_side / max(width, height) if long_side else 1.0
+        if image.format in ("JPEG", "MPO") and ratio < 1.0:
+            image.draft(image.mode, (math.ceil(image.size[0] * ratio), math.ceil(image.size[1] * ratio)))
         image.seek(0)
         image.load()
         oriented = ImageOps.exif_transpose(image) or image
-        return _to_rgb(oriented)
+        return _to_rgb(oriented), (width, height)
     except Exception as exc:  # truncated data, bad compression streams, broken EXIF, ...
         raise CorruptImageError(f"the image cannot be decoded: {exc}") from exc
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 FRONTAL_CASCADE = "haarcascade_frontalface_default.xml"
+WINDOW = 24  # the cascade's own window: the smallest face it can see at the working size
 
 # A function instance serves concurrent requests on threads of one process on about one vCPU:
 # OpenCV's own worker threads would only oversubscribe it.
@@ -35,15 +36,11 @@ class Box:
 class FaceDetector:
     """Finds frontal faces; one cascade per thread because ``CascadeClassifier`` is not thread-safe."""
 
-    def __init__(
-        self, max_side: int = 640, scale_factor: float = 1.15, min_neighbors: int = 5, min_face_fraction: float = 0.1
-    ) -> None:
-        """Cost grows with the working size and the smallest face searched, so both are bounded:
-        faces under ``min_face_fraction`` of the shorter side (and under 24 px at work size) are not sought."""
+    def __init__(self, max_side: int = 640, scale_factor: float = 1.3, min_neighbors: int = 3) -> None:
+        """Haar cost grows with the pixels searched, so the working image is at most ``max_side`` long."""
         self.max_side = max_side
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
-        self.min_face_fraction = min_face_fraction
         self._path = cv2.data.haarcascades + FRONTAL_CASCADE
         self._local = threading.local()
         self._cascade()  # load now, so a broken OpenCV install fails at cold start, not on a request
@@ -57,10 +54,14 @@ class FaceDetector:
             self._local.cascade = cascade
         return cascade
 
-    def detect(self, gray: np.ndarray) -> list[Box]:
-        """Faces in a uint8 grayscale image, largest first."""
+    def detect(self, gray: np.ndarray, min_face: float = 48.0) -> list[Box]:
+        """Faces of at least ``min_face`` px in a uint8 grayscale image, largest first.
+
+        The image is shrunk until such a face just fills the cascade's 24 px window: smaller faces would
+        be too small to classify anyway, and every halving of the size quarters the work.
+        """
         height, width = gray.shape
-        scale = min(1.0, self.max_side / max(height, width))
+        scale = min(1.0, self.max_side / max(height, width), WINDOW / max(min_face, WINDOW))
         small = (
             gray
             if scale == 1.0
@@ -68,9 +69,8 @@ class FaceDetector:
                 gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
             )
         )
-        min_face = max(24, round(self.min_face_fraction * min(small.shape)))
         found = self._cascade().detectMultiScale(
-            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_face, min_face)
+            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(WINDOW, WINDOW)
         )
         boxes = [
             _clip(Box(*(round(v / scale) for v in rect)), width, height) for rect in np.asarray(found).reshape(-1, 4)
@@ -81,6 +81,13 @@ class FaceDetector:
 def _clip(box: Box, width: int, height: int) -> Box:
     x, y = max(0, box.x), max(0, box.y)
     return Box(x, y, min(box.width, width - x), min(box.height, height - y))
+
+
+def to_full_size(box: Box, scale: float, width: int, height: int) -> Box:
+    """``box`` found on pixels decoded at ``scale``, in the coordinates of the ``width`` x ``height`` image."""
+    if scale == 1.0:
+        return box
+    return _clip(Box(*(round(v / scale) for v in (box.x, box.y, box.width, box.height))), width, height)
 
 
 def whole_image(width: int, height: int) -> Box:

