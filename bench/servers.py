@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,8 +26,7 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise RuntimeError(f"server exited with {process.returncode}:\n{output}")
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server_output(process)}")
         try:
             requests.options(url, timeout=1)
             return
@@ -40,6 +40,8 @@ def start_function(
 ) -> tuple[subprocess.Popen, str]:
     """Start ``functions-framework --target TARGET`` on a loopback port; returns (process, base URL)."""
     port = port or free_port()
+    # The server's log goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server.
+    log = tempfile.NamedTemporaryFile(prefix=f"{target}-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [
             sys.executable,
@@ -52,11 +54,18 @@ def start_function(
         ],
         cwd=ROOT,
         env=os.environ | (env or {}),
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
+    log.close()
+    process.log_path = log.name  # type: ignore[attr-defined]
     return process, f"http://127.0.0.1:{port}"
+
+
+def server_output(process: subprocess.Popen) -> str:
+    """What the server has logged so far (servers started elsewhere keep no log here)."""
+    path = getattr(process, "log_path", None)
+    return Path(path).read_text(errors="replace") if path else ""
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -66,3 +75,7 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    if getattr(process, "log_path", None):
+        Path(process.log_path).unlink(missing_ok=True)
+    if getattr(process, "log_path", None):
+        Path(process.log_path).unlink(missing_ok=True)

@@ -72,7 +72,10 @@ def handle(request: flask.Request, analyzer: Analyzer) -> flask.Response:
         response = error_response(status_of(exc), exc.code, str(exc))
     except RequestEntityTooLarge:
         limit = analyzer.settings.max_image_bytes
-        response = error_response(413, ImageTooLargeError.code, f"the request body is over the limit ({limit} bytes)")
+        message = f"the request body is over the limit ({limit} bytes)"
+        if (request.content_length or 0) <= (request.max_content_length or 0):
+            message = f"the multipart form has more than {request.max_form_parts} parts"
+        response = error_response(413, ImageTooLargeError.code, message)
     except Exception:  # a bug of ours: log it with its stack, answer with a JSON 500, keep serving
         log.exception("request failed", extra={"path": request.path})
         response = error_response(500, "internal", "internal error")
@@ -137,8 +140,8 @@ def read_image(request: flask.Request, max_bytes: int) -> bytes:
 def _from_json(body: bytes) -> bytes:
     try:
         payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequestError(f"the body is not valid UTF-8 JSON: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadRequestError(f"the body is not valid UTF-8 JSON: {type(exc).__name__}") from exc
     encoded = payload.get("image_base64") if isinstance(payload, dict) else None
     if not isinstance(encoded, str):
         raise BadRequestError('the JSON body needs a string field "image_base64"')
