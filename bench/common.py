@@ -33,6 +33,14 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": fields["VmRSS"], "peak_rss_mb": fields["VmHWM"]}
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size: this process's share of the memory it uses, shared pages split fairly."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no Pss for {pid}")
+
+
 def write(name: str, data: dict[str, Any]) -> Path:
     OUT.mkdir(exist_ok=True)
     path = OUT / f"{name}.json"

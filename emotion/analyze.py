@@ -28,9 +28,16 @@ class Analyzer:
         self.settings = settings or Settings()
         self.classifier = classifier or EmotionClassifier()
         self.detector = FaceDetector(max_side=self.settings.detect_max_side)
+        # The work is CPU-bound: more images in flight than cores only adds memory (decoded pixels,
+        # per-thread allocator arenas), so requests beyond this wait their turn.
+        self._slots = threading.BoundedSemaphore(self.settings.max_parallel_analyses)
 
     def analyze(self, data: bytes, *, preview: bool = True) -> dict[str, Any]:
         """The result for one image file; raises a typed ``EmotionError`` for bad input."""
+        with self._slots:
+            return self._analyze(data, preview)
+
+    def _analyze(self, data: bytes, preview: bool) -> dict[str, Any]:
         started = time.perf_counter()
         settings = self.settings
         image = decode_image(

@@ -13,6 +13,7 @@ ENV_VARS: dict[str, str] = {
     "WHOLE_IMAGE_FALLBACK": "true",
     "DETECT_MAX_SIDE": "640",
     "DETECT_MIN_FACE": "48",
+    "MAX_PARALLEL_ANALYSES": "2",
     "RESULTS_BUCKET": "",
     "RESULTS_PREFIX": "results/",
     "MAX_EVENT_AGE_SECONDS": "86400",
@@ -47,6 +48,7 @@ class Settings:
     whole_image_fallback: bool = True
     detect_max_side: int = 640
     detect_min_face: int = 48
+    max_parallel_analyses: int = 2
     results_bucket: str = ""
     results_prefix: str = "results/"
     max_event_age_seconds: int = 86_400
@@ -67,6 +69,7 @@ class Settings:
             whole_image_fallback=_flag("WHOLE_IMAGE_FALLBACK", get("WHOLE_IMAGE_FALLBACK")),
             detect_max_side=_positive_int("DETECT_MAX_SIDE", get("DETECT_MAX_SIDE")),
             detect_min_face=_positive_int("DETECT_MIN_FACE", get("DETECT_MIN_FACE")),
+            max_parallel_analyses=_positive_int("MAX_PARALLEL_ANALYSES", get("MAX_PARALLEL_ANALYSES")),
             results_bucket=get("RESULTS_BUCKET").strip(),
             results_prefix=get("RESULTS_PREFIX"),
             max_event_age_seconds=_positive_int("MAX_EVENT_AGE_SECONDS", get("MAX_EVENT_AGE_SECONDS")),

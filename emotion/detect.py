@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import queue
 from dataclasses import dataclass
 
 import cv2
@@ -34,7 +34,8 @@ class Box:
 
 
 class FaceDetector:
-    """Finds frontal faces; one cascade per thread because ``CascadeClassifier`` is not thread-safe."""
+    """Finds frontal faces. ``CascadeClassifier`` is not thread-safe, so each call borrows one from a
+    pool that grows only to the number of calls running at once (the analyzer bounds that)."""
 
     def __init__(self, max_side: int = 640, scale_factor: float = 1.3, min_neighbors: int = 3) -> None:
         """Haar cost grows with the pixels searched, so the working image is at most ``max_side`` long."""
@@ -42,17 +43,20 @@ class FaceDetector:
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self._path = cv2.data.haarcascades + FRONTAL_CASCADE
-        self._local = threading.local()
-        self._cascade()  # load now, so a broken OpenCV install fails at cold start, not on a request
+        self._idle: queue.SimpleQueue[cv2.CascadeClassifier] = queue.SimpleQueue()
+        self._idle.put(self._load())  # load now, so a broken OpenCV install fails at cold start
 
-    def _cascade(self) -> cv2.CascadeClassifier:
-        cascade = getattr(self._local, "cascade", None)
-        if cascade is None:
-            cascade = cv2.CascadeClassifier(self._path)
-            if cascade.empty():
-                raise RuntimeError(f"cannot load the face cascade {self._path}")
-            self._local.cascade = cascade
+    def _load(self) -> cv2.CascadeClassifier:
+        cascade = cv2.CascadeClassifier(self._path)
+        if cascade.empty():
+            raise RuntimeError(f"cannot load the face cascade {self._path}")
         return cascade
+
+    def _borrow(self) -> cv2.CascadeClassifier:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return self._load()
 
     def detect(self, gray: np.ndarray, min_face: float = 48.0) -> list[Box]:
         """Faces of at least ``min_face`` px in a uint8 grayscale image, largest first.
@@ -69,9 +73,13 @@ class FaceDetector:
                 gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
             )
         )
-        found = self._cascade().detectMultiScale(
-            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(WINDOW, WINDOW)
-        )
+        cascade = self._borrow()
+        try:
+            found = cascade.detectMultiScale(
+                small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(WINDOW, WINDOW)
+            )
+        finally:
+            self._idle.put(cascade)
         boxes = [
             _clip(Box(*(round(v / scale) for v in rect)), width, height) for rect in np.asarray(found).reshape(-1, 4)
         ]
