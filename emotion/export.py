@@ -1,7 +1,10 @@
 """Export trained weights as the served model: choose quantization and flip-TTA by measurement,
 then write ``models/emotion.tflite``, ``models/model.json`` and the model card's pictures.
 
-``python -m emotion.export --weights runs/emotion/final.keras --val PATH/val.npz``
+``python -m emotion.export --weights runs/emotion/final.keras [more.keras ...] --val PATH/val.npz``
+
+Several weight files make one ensemble model (their probabilities averaged inside one graph), so
+serving still makes a single LiteRT call per request.
 """
 
 from __future__ import annotations
@@ -106,11 +109,29 @@ def plot_confusion(matrix: np.ndarray, out: Path) -> None:
     plt.close(fig)
 
 
+def load_ensemble(weights: list[str], width: int):
+    """One Keras model: the trained network, or the average of several trained copies of it."""
+    import keras
+
+    from emotion.train import build_model
+
+    members = []
+    for i, path in enumerate(weights):
+        member = build_model(width, name=f"member_{i}")
+        member.load_weights(path)
+        members.append(member)
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input(members[0].input_shape[1:], name="faces")
+    outputs = keras.layers.Average(name="probabilities")([m(inputs) for m in members])
+    return keras.Model(inputs, outputs, name="emotion_ensemble")
+
+
 def main(argv: list[str] | None = None) -> int:
-    from emotion.train import build_model, export_tflite, load_split
+    from emotion.train import export_tflite, load_split
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", required=True, help="a .keras model or .weights.h5 file from emotion.train")
+    p.add_argument("--weights", required=True, nargs="+", help=".keras or .weights.h5 files from emotion.train")
     p.add_argument("--val", required=True, help="the validation npz")
     p.add_argument("--run-dir", default="runs/emotion", help="where history.csv and train_info.json are")
     p.add_argument("--out-dir", default="models")
@@ -119,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-seconds", type=float, default=0.0, help="wall-clock training time to record")
     args = p.parse_args(argv)
 
-    model = build_model(args.width)
-    model.load_weights(args.weights)
+    model = load_ensemble(args.weights, args.width)
     faces, truth = load_split(args.val)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     info_file = run_dir / "train_info.json"
     train_info = json.loads(info_file.read_text()) if info_file.is_file() else {}
     card = {
-        "name": "emotion-cnn",
+        "name": "emotion-cnn" if len(args.weights) == 1 else f"emotion-cnn-ensemble-{len(args.weights)}",
         "version": args.version,
         "file": target.name,
         "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),

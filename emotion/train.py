@@ -34,7 +34,7 @@ def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def build_model(width: int = 32, dropout: float = 0.4):
+def build_model(width: int = 32, dropout: float = 0.4, name: str = "emotion_cnn"):
     """A VGG-style CNN sized for CPU training and ~1 ms serving: 4 blocks of two 3x3 convs."""
     import keras
     from keras import layers
@@ -56,7 +56,7 @@ def build_model(width: int = 32, dropout: float = 0.4):
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(len(EMOTIONS), dtype="float32", name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(outputs)
-    return keras.Model(inputs, outputs, name="emotion_cnn")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def augmenter(seed: int):
