@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -11,7 +12,7 @@ import numpy as np
 
 from emotion.classifier import EmotionClassifier
 from emotion.config import Settings
-from emotion.decode import decode_image
+from emotion.decode import DecodedImage, decode_image
 from emotion.detect import Box, FaceDetector, crop_region, to_full_size, whole_image
 from emotion.labels import EMOTIONS
 from emotion.preview import MAX_SIDE as PREVIEW_SIDE
@@ -19,6 +20,16 @@ from emotion.preview import render_preview
 
 #: Context kept around a detected face when cropping it for the model (FER2013 crops include some).
 CROP_MARGIN = 0.1
+
+
+@dataclass(frozen=True)
+class Faces:
+    """What detection found: boxes on the decoded pixels, the same at full size, how, and the crops."""
+
+    boxes: list[Box]
+    full_boxes: list[Box]
+    detection: str
+    crops: list[np.ndarray]
 
 
 class Analyzer:
@@ -37,29 +48,36 @@ class Analyzer:
         with self._slots:
             return self._analyze(data, preview)
 
-    def _analyze(self, data: bytes, preview: bool) -> dict[str, Any]:
-        started = time.perf_counter()
+    def decode(self, data: bytes) -> DecodedImage:
+        """The image at the resolution the pipeline needs (see ``decode_image``)."""
         settings = self.settings
-        image = decode_image(
+        return decode_image(
             data,
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
             long_side=max(settings.detect_max_side, PREVIEW_SIDE),
         )
-        decoded = time.perf_counter()
 
-        # Detection, crops and preview work on the decoded pixels; boxes are reported at full size.
+    def find_faces(self, image: DecodedImage) -> Faces:
+        """Boxes and the crops the model sees; training data for photos is cut with this same code."""
         gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
-        boxes = self.detector.detect(gray, min_face=settings.detect_min_face * image.scale)
+        boxes = self.detector.detect(gray, min_face=self.settings.detect_min_face * image.scale)
         full_boxes = [to_full_size(box, image.scale, image.width, image.height) for box in boxes]
         detection = "face"
-        if not boxes and settings.whole_image_fallback:
+        if not boxes and self.settings.whole_image_fallback:
             boxes, detection = [whole_image(gray.shape[1], gray.shape[0])], "whole_image"
             full_boxes = [whole_image(image.width, image.height)]
-        detected = time.perf_counter()
+        return Faces(boxes, full_boxes, detection, [_crop(gray, box, detection) for box in boxes])
 
-        probabilities = self.classifier.predict([_crop(gray, box, detection) for box in boxes])
+    def _analyze(self, data: bytes, preview: bool) -> dict[str, Any]:
+        started = time.perf_counter()
+        image = self.decode(data)
+        decoded = time.perf_counter()
+        found = self.find_faces(image)
+        detected = time.perf_counter()
+        probabilities = self.classifier.predict(found.crops)
         classified = time.perf_counter()
+        boxes, full_boxes, detection = found.boxes, found.full_boxes, found.detection
 
         faces = [_face(box, detection, row) for box, row in zip(full_boxes, probabilities, strict=True)]
         result: dict[str, Any] = {

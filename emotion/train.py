@@ -130,6 +130,10 @@ def train(args: argparse.Namespace) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     x_train, y_train = load_split(args.train)
+    for extra in args.extra:  # e.g. photo crops cut by emotion.photo_crops, repeated to weigh more
+        x_extra, y_extra = load_split(extra)
+        x_train = np.concatenate([x_train, *[x_extra] * args.extra_repeat])
+        y_train = np.concatenate([y_train, *[y_extra] * args.extra_repeat])
     x_val, y_val = load_split(args.val)
     if args.limit:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
@@ -142,6 +146,8 @@ def train(args: argparse.Namespace) -> None:
         train_ds = train_ds.repeat()
 
     model = build_model(args.width)
+    if args.init:  # fine-tuning starts from trained weights
+        model.load_weights(args.init)
     total = steps * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0,
@@ -185,6 +191,9 @@ def train(args: argparse.Namespace) -> None:
                 "width": args.width,
                 "train_seconds_this_process": round(seconds, 1),
                 "train_images": len(x_train),
+                "extra": [str(e) for e in args.extra],
+                "extra_repeat": args.extra_repeat,
+                "init": args.init,
                 "quantization": args.quantization,
                 "tflite_bytes": size,
             },
@@ -198,6 +207,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", required=True, help="npz with x (N,48,48 uint8) and y")
     p.add_argument("--val", required=True, help="npz used for the progress display only")
+    p.add_argument("--extra", action="append", default=[], help="more training data in the same npz format")
+    p.add_argument("--extra-repeat", type=int, default=1, help="how many times the --extra data is repeated")
+    p.add_argument("--init", help="start from these weights (.keras or .weights.h5) instead of random ones")
     p.add_argument("--out", default="models/emotion.tflite", help="where to write the .tflite model")
     p.add_argument("--run-dir", default="runs/emotion", help="checkpoints, history.csv and the final .keras")
     p.add_argument("--epochs", type=int, default=60)
