@@ -11,7 +11,9 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import requests
 
@@ -65,8 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     photo = PHOTOS["one_face_640x480"]()
-    photo_file = ROOT / "bench" / "out" / "photo.jpg"
-    photo_file.parent.mkdir(exist_ok=True)
+    photo_file = Path(tempfile.gettempdir()) / "emotion-bench-photo.jpg"
     photo_file.write_bytes(photo)
 
     tf_process = [process_seconds("import tensorflow")[0] for _ in range(args.runs)]

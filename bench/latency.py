@@ -2,7 +2,7 @@
 
 ``python -m bench.latency [--repeats N]``: one thread in-process (pinned to one core), one client
 against a single-worker functions-framework server. Writes ``bench/out/latency.json`` and
-``bench/out/latency.png``.
+``bench/latency.png``.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import requests
 
-from bench.common import OUT, summary, write
+from bench.common import summary, write
 from bench.images import PHOTOS
 from bench.servers import start_function, stop, wait_until_up
 
@@ -72,8 +73,7 @@ def plot(raw: dict[str, dict[str, list[float]]]) -> None:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Warm latency per photo (one worker, preview included)")
     fig.tight_layout()
-    OUT.mkdir(exist_ok=True)
-    fig.savefig(OUT / "latency.png", dpi=100)
+    fig.savefig(Path(__file__).resolve().parent / "latency.png", dpi=100)
 
 
 def main() -> None:
