@@ -34,7 +34,7 @@ resource "google_service_account" "build" {
 
 # Read the photo a storage event names (get and list; no write, no delete).
 resource "google_storage_bucket_iam_member" "runtime_reads_uploads" {
-  bucket = google_storage_bucket.uploads.name
+  bucket = google_storage_bucket.data["uploads"].name
   role   = "roles/storage.objectViewer"
   member = google_service_account.runtime.member
 }
@@ -44,7 +44,7 @@ resource "google_storage_bucket_iam_member" "runtime_reads_uploads" {
 # generation with an if-generation-match write, and replacing an object needs storage.objects.delete.
 # objectCreator alone can do neither; objectAdmin would add IAM control over objects that is not needed.
 resource "google_storage_bucket_iam_member" "runtime_writes_results" {
-  bucket = google_storage_bucket.results.name
+  bucket = google_storage_bucket.data["results"].name
   role   = "roles/storage.objectUser"
   member = google_service_account.runtime.member
 }

@@ -64,7 +64,7 @@ locals {
   # The storage function writes each result to the separate results bucket, never back into the
   # uploads bucket, so a result can never trigger the function again.
   gcs_env = {
-    RESULTS_BUCKET        = google_storage_bucket.results.name
+    RESULTS_BUCKET        = google_storage_bucket.data["results"].name
     RESULTS_PREFIX        = var.results_prefix
     MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
   }

@@ -5,12 +5,12 @@ output "http_url" {
 
 output "uploads_bucket" {
   description = "Bucket to upload photos to; each new object is analyzed."
-  value       = google_storage_bucket.uploads.name
+  value       = google_storage_bucket.data["uploads"].name
 }
 
 output "results_bucket" {
   description = "Bucket the storage function writes result JSON to."
-  value       = google_storage_bucket.results.name
+  value       = google_storage_bucket.data["results"].name
 }
 
 output "source_bucket" {
@@ -42,7 +42,7 @@ output "try_http" {
 
 output "try_upload" {
   description = "Ready commands that upload photo.jpg and, a little later, print its result."
-  value       = "gsutil cp photo.jpg gs://${google_storage_bucket.uploads.name}/photo.jpg && sleep 30 && gsutil cat gs://${google_storage_bucket.results.name}/${var.results_prefix}photo.jpg.json"
+  value       = "gsutil cp photo.jpg gs://${google_storage_bucket.data["uploads"].name}/photo.jpg && sleep 30 && gsutil cat gs://${google_storage_bucket.data["results"].name}/${var.results_prefix}photo.jpg.json"
 }
 
 output "try_web_page" {
