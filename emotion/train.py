@@ -59,32 +59,33 @@ def build_model(width: int = 32, dropout: float = 0.4, name: str = "emotion_cnn"
     return keras.Model(inputs, outputs, name=name)
 
 
-def augmenter(seed: int):
-    """Random shifts/zoom, flips, small rotations and brightness/contrast, applied on the fly."""
+def augmenter(seed: int, strength: float = 1.0):
+    """Random shifts/zoom, flips, small rotations and brightness/contrast, applied on the fly;
+    ``strength`` scales every range (a fine-tuning pass uses milder ones)."""
     import keras
     from keras import layers
 
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.04, fill_mode="reflect", seed=seed + 1),
-            layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=seed + 2),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
-            layers.RandomBrightness(0.2, value_range=(0.0, 255.0), seed=seed + 4),
-            layers.RandomContrast(0.3, value_range=(0.0, 255.0), seed=seed + 5),
+            layers.RandomRotation(0.04 * strength, fill_mode="reflect", seed=seed + 1),
+            layers.RandomZoom((-0.15 * strength, 0.1 * strength), fill_mode="reflect", seed=seed + 2),
+            layers.RandomTranslation(0.1 * strength, 0.1 * strength, fill_mode="reflect", seed=seed + 3),
+            layers.RandomBrightness(0.2 * strength, value_range=(0.0, 255.0), seed=seed + 4),
+            layers.RandomContrast(0.3 * strength, value_range=(0.0, 255.0), seed=seed + 5),
         ],
         name="augment",
     )
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool):
+def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool, strength: float = 1.0):
     """A tf.data pipeline of float faces and one-hot labels; augmentation on training batches."""
     import tensorflow as tf
 
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)[y]
     ds = tf.data.Dataset.from_tensor_slices((x[..., None].astype(np.float32), onehot))
     if train:
-        aug = augmenter(seed)
+        aug = augmenter(seed, strength)
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch, drop_remainder=True)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
     else:
@@ -138,22 +139,23 @@ def train(args: argparse.Namespace) -> None:
     if args.limit:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
         x_val, y_val = x_val[: args.limit], y_val[: args.limit]
-    train_ds = make_dataset(x_train, y_train, args.batch, args.seed, train=True)
+    train_ds = make_dataset(x_train, y_train, args.batch, args.seed, train=True, strength=args.augment)
     val_ds = make_dataset(x_val, y_val, 256, args.seed, train=False)
     steps = max(1, len(x_train) // args.batch)
     if args.steps:
         steps = args.steps
         train_ds = train_ds.repeat()
 
-    model = build_model(args.width)
+    model = build_model(args.width, args.dropout)
     if args.init:  # fine-tuning starts from trained weights
         model.load_weights(args.init)
     total = steps * args.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0,
-        decay_steps=max(1, total - steps * args.warmup),
-        warmup_target=args.lr,
-        warmup_steps=steps * args.warmup,
+    warmup = steps * args.warmup
+    schedule = keras.optimizers.schedules.CosineDecay(  # linear warm-up (if any), then cosine to zero
+        0.0 if warmup else args.lr,
+        decay_steps=max(1, total - warmup),
+        warmup_target=args.lr if warmup else None,
+        warmup_steps=warmup,
     )
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=args.weight_decay),
@@ -189,6 +191,8 @@ def train(args: argparse.Namespace) -> None:
                 "lr": args.lr,
                 "seed": args.seed,
                 "width": args.width,
+                "dropout": args.dropout,
+                "augment": args.augment,
                 "train_seconds_this_process": round(seconds, 1),
                 "train_images": len(x_train),
                 "extra": [str(e) for e in args.extra],
@@ -220,6 +224,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weight-power", type=float, default=0.35)
     p.add_argument("--width", type=int, default=32, help="filters of the first block")
+    p.add_argument("--dropout", type=float, default=0.4, help="dropout before and after the dense layer")
+    p.add_argument("--augment", type=float, default=1.0, help="scale of the augmentation ranges")
     p.add_argument("--quantization", choices=("float16", "int8"), default="float16")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
