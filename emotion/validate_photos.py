@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion.analyze import Analyzer
+from emotion.classifier import EmotionClassifier
 from emotion.config import Settings
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
@@ -53,10 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("labels", type=Path, help="CSV with columns image, emotion")
     parser.add_argument("--images", type=Path, help="folder of the photos (default: images/ beside the CSV)")
     parser.add_argument("--limit", type=int, default=0, help="an evenly spread sample of N photos")
+    parser.add_argument("--model", help="a .tflite file (default: the committed model)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     figures = validate(
-        args.labels, args.images or args.labels.parent / "images", Analyzer(Settings.from_env()), args.limit
+        args.labels,
+        args.images or args.labels.parent / "images",
+        Analyzer(Settings.from_env(), EmotionClassifier(args.model)),
+        args.limit,
     )
     if args.json:
         print(json.dumps(figures))
