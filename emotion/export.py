@@ -65,15 +65,20 @@ def choose(candidates: dict[str, Path], faces: np.ndarray, truth: np.ndarray) ->
     return quant, tta, trials
 
 
-def plot_curves(history: Path, out: Path) -> None:
+def plot_curves(histories: list[Path], out: Path) -> None:
+    """Accuracy and loss per epoch; a fine-tuning run is drawn after the run it started from."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(history.open()))
-    epochs = [int(r["epoch"]) + 1 for r in rows]
+    rows = [row for history in histories for row in csv.DictReader(history.open())]
+    epochs = list(range(1, len(rows) + 1))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    if len(histories) > 1:
+        start = sum(1 for _ in csv.DictReader(histories[0].open())) + 0.5
+        for ax in (left, right):
+            ax.axvline(start, color="grey", linestyle=":", label="fine-tuning starts")
     for key, label in (("accuracy", "train (augmented)"), ("val_accuracy", "validation")):
         left.plot(epochs, [float(r[key]) for r in rows], label=label)
     for key, label in (("loss", "train (augmented)"), ("val_loss", "validation")):
@@ -109,6 +114,10 @@ def plot_confusion(matrix: np.ndarray, out: Path) -> None:
     plt.close(fig)
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_ensemble(weights: list[str], width: int):
     """One Keras model: the trained network, or the average of several trained copies of it."""
     import keras
@@ -138,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--version", default=datetime.now(UTC).strftime("%Y.%m.%d"))
     p.add_argument("--train-seconds", type=float, default=0.0, help="wall-clock training time to record")
+    p.add_argument("--data", default="FER2013 Training (train.npz, 28,709 images)", help="training data, in words")
+    p.add_argument("--base-run", help="run directory of the training this one fine-tuned, to record it too")
     args = p.parse_args(argv)
 
     model = load_ensemble(args.weights, args.width)
@@ -154,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     classifier = EmotionClassifier(target, flip_tta=tta)
     figures = report(truth, predict_split(classifier, faces))
     run_dir = Path(args.run_dir)
-    info_file = run_dir / "train_info.json"
-    train_info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    train_info = _read_json(run_dir / "train_info.json")
     card = {
         "name": "emotion-cnn" if len(args.weights) == 1 else f"emotion-cnn-ensemble-{len(args.weights)}",
         "version": args.version,
@@ -176,16 +186,16 @@ def main(argv: list[str] | None = None) -> int:
         },
         "selection_trials": trials,
         "training": {
-            "data": "FER2013 Training (train.npz, 28,709 images)",
+            "data": args.data,
             **train_info,
             "wall_clock_seconds": args.train_seconds or None,
+            "base_run": _read_json(Path(args.base_run) / "train_info.json") if args.base_run else None,
         },
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     (out / "model.json").write_text(json.dumps(card, indent=2) + "\n")
-    history = run_dir / "history.csv"
-    if history.is_file():
-        plot_curves(history, out / "training_curves.png")
+    histories = [Path(d) / "history.csv" for d in (args.base_run, run_dir) if d]
+    plot_curves([h for h in histories if h.is_file()], out / "training_curves.png")
     plot_confusion(np.array(figures["confusion_matrix"]["rows_true_columns_predicted"]), out / "confusion_matrix.png")
     print(
         json.dumps(
