@@ -39,7 +39,7 @@ def read_model_info(model_path: Path) -> ModelInfo:
     """Describe ``model_path``; ``model.json`` is optional for ad-hoc models but must match when present."""
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     card = model_path.with_name("model.json")
-    meta = json.loads(card.read_text()) if card.is_file() and card.parent == MODELS_DIR else {}
+    meta = json.loads(card.read_text()) if card.is_file() else {}
     if meta:
         if meta.get("sha256") != digest:
             raise ModelError(f"{model_path} does not match the sha256 in {card}")

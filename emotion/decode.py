@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from emotion.errors import CorruptImageError, ImageTooLargeError, ImageTooSmallError, InvalidImageError
 
@@ -24,9 +23,6 @@ FORMATS: dict[str, str] = {
 }
 MIN_SIDE = 16
 ORIENTATION_TAG = 0x0112
-
-# Our own pixel limit is checked before decoding; Pillow's global guard stays as a second line of defence.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 @dataclass(frozen=True)
@@ -58,12 +54,12 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, long_side: int
     if not data:
         raise InvalidImageError("the image is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        # Our own pixel limit is checked right after the header is read; Pillow's bomb error (far above it)
+        # stays as a second guard. No warnings filter here: that is process-wide state, unsafe across threads.
+        image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise InvalidImageError("the data is not an image in a supported format") from exc
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"the image declares too many pixels; the limit is {max_pixels}") from exc
     except Exception as exc:  # Pillow's header parsers raise many types on damaged headers.
         raise CorruptImageError(f"the image header cannot be read: {exc}") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import time
@@ -98,7 +99,7 @@ def _route(request: flask.Request, analyzer: Analyzer) -> flask.Response:
     if request.method == "OPTIONS":
         return flask.Response(status=204)
     if request.method in ("GET", "HEAD"):
-        page = flask.Response(PAGE.read_bytes(), 200, mimetype="text/html")
+        page = flask.Response(_page(), 200, mimetype="text/html")
         page.headers["Content-Security-Policy"] = PAGE_CSP
         return page
     if request.method != "POST":
@@ -108,6 +109,12 @@ def _route(request: flask.Request, analyzer: Analyzer) -> flask.Response:
     preview = _flag(request.args.get("preview", "true"), "preview")
     data = read_image(request, analyzer.settings.max_image_bytes)
     return json_response(200, analyzer.analyze(data, preview=preview))
+
+
+@functools.cache
+def _page() -> bytes:
+    """The web page, read once on the first GET (the POST-only path never pays for it)."""
+    return PAGE.read_bytes()
 
 
 def read_image(request: flask.Request, max_bytes: int) -> bytes:
