@@ -91,8 +91,7 @@ def main() -> None:
         "ratio_to_import_tensorflow_statement": round(median(cold) / median(tf_import), 3),
         "ratio_to_tensorflow_process": round(median(cold) / median(tf_process), 3),
         "split_ms": {
-            key: round(median(s[key] for s in splits), 1)
-            for key in ("imports_ms", "model_load_ms", "first_request_ms")
+            key: round(median(s[key] for s in splits), 1) for key in ("imports_ms", "model_load_ms", "first_request_ms")
         },
         "serving_process_imports_tensorflow": any(s["tensorflow_imported"] for s in splits),
         "target": "cold start <= 0.15 x the bare `import tensorflow` of the same run (the stricter of the two)",

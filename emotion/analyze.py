@@ -61,7 +61,7 @@ class Analyzer:
     def find_faces(self, image: DecodedImage) -> Faces:
         """Boxes and the crops the model sees; training data for photos is cut with this same code."""
         gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
-        boxes = self.detector.detect(gray, min_face=self.settings.detect_min_face * image.scale)
+        boxes = self.detector.detect(image.rgb, min_face=self.settings.detect_min_face * image.scale)
         full_boxes = [to_full_size(box, image.scale, image.width, image.height) for box in boxes]
         detection = "face"
         if not boxes and self.settings.whole_image_fallback:

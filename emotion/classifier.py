@@ -12,12 +12,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from emotion.errors import ModelError
 from emotion.labels import EMOTIONS
+from emotion.litert import MODELS_DIR, load_interpreter
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "emotion.tflite"
 
 
@@ -62,15 +61,10 @@ class EmotionClassifier:
     ) -> None:
         """``flip_tta`` forces horizontal-flip test-time augmentation on or off (default: as model.json says)."""
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
+        self._interpreter = load_interpreter(path, num_threads)
         self.info = read_model_info(path)
         if flip_tta is not None:
             self.info = dataclasses.replace(self.info, flip_tta=flip_tta)
-        try:
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"LiteRT cannot load {path}: {exc}") from exc
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = -1

@@ -11,7 +11,7 @@ ENV_VARS: dict[str, str] = {
     "MAX_IMAGE_BYTES": "20000000",
     "MAX_IMAGE_PIXELS": "40000000",
     "WHOLE_IMAGE_FALLBACK": "true",
-    "DETECT_MAX_SIDE": "640",
+    "DETECT_MAX_SIDE": "480",
     "DETECT_MIN_FACE": "48",
     "MAX_PARALLEL_ANALYSES": "2",
     "RESULTS_BUCKET": "",
@@ -46,7 +46,7 @@ class Settings:
     max_image_bytes: int = 20_000_000
     max_image_pixels: int = 40_000_000
     whole_image_fallback: bool = True
-    detect_max_side: int = 640
+    detect_max_side: int = 480
     detect_min_face: int = 48
     max_parallel_analyses: int = 2
     results_bucket: str = ""

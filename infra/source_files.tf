@@ -9,14 +9,15 @@ locals {
   source_root = var.source_dir != null ? var.source_dir : abspath("${path.module}/..")
 
   # What the function needs at run time, as fileset() patterns relative to the root: the entry
-  # points, the package with its data files (the web page, the schemas), the model and its card, and
-  # the requirements the build installs.
+  # points, the package with its data files (the web page, the schemas), the emotion model and its card,
+  # the face detection networks, and the requirements the build installs.
   function_source_patterns = [
     "main.py",
     "requirements.txt",
     "emotion/**",
     "models/*.tflite",
     "models/model.json",
+    "models/face_detection/*.tflite",
   ]
 
   # Training and export tooling inside the package: it imports TensorFlow, Keras or matplotlib,

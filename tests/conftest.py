@@ -42,6 +42,14 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def coffee() -> np.ndarray:
+    """A photo with no people in it (a cup of coffee), shipped with scikit-image."""
+    from skimage import data
+
+    return data.coffee()
+
+
+@pytest.fixture(scope="session")
 def astronaut_jpeg(astronaut: np.ndarray) -> bytes:
     return encode(astronaut, "JPEG", quality=92)
 

@@ -32,6 +32,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from emotion.classifier import DEFAULT_MODEL
+from emotion.detect import FULL_RANGE, SHORT_RANGE
+
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed (pip install python-hcl2)")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -641,7 +644,8 @@ def test_zip_holds_what_the_function_imports() -> None:
 
 def test_zip_holds_the_model_and_nothing_for_training() -> None:
     files, _ = file_selection()
-    for model_file in fileset("models/*.tflite") | fileset("models/model.json"):
+    served = {str(p.relative_to(ROOT)) for p in (DEFAULT_MODEL, SHORT_RANGE.path, FULL_RANGE.path)}
+    for model_file in fileset("models/**/*.tflite") | fileset("models/model.json") | served:
         assert model_file in files, f"{model_file} must be deployed"
     assert "emotion/train.py" not in files
     for file in files:
@@ -667,6 +671,7 @@ def test_rule_excludes_unwanted_files_even_before_they_exist() -> None:
         "emotion/web/index.html",
         "models/emotion.tflite",
         "models/model.json",
+        "models/face_detection/face_detection_full_range.tflite",
     ):
         assert selected(wanted), wanted
     for unwanted in (

@@ -1,0 +1,100 @@
+"""The face detector: BlazeFace networks over the whole image and over tiles, merged into one box a face."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emotion.detect import FULL_RANGE, SHORT_RANGE, TILE_OVERLAP, Box, FaceDetector, Network, _starts
+from emotion.litert import load_interpreter
+
+HEAD = (slice(10, 230), slice(115, 335))  # the astronaut's head; her face is about half of it
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def paste_heads(canvas: np.ndarray, astronaut: np.ndarray, spots: list[tuple[int, int, int]]) -> np.ndarray:
+    """``canvas`` with the astronaut's head pasted at each (x, y, side), every other one mirrored."""
+    canvas = canvas.copy()
+    head = Image.fromarray(astronaut[HEAD])
+    for i, (x, y, side) in enumerate(spots):
+        tile = head.resize((side, side), Image.Resampling.LANCZOS)
+        if i % 2:
+            tile = tile.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        canvas[y : y + side, x : x + side] = np.asarray(tile)
+    return canvas
+
+
+def holds(box: Box, spot: tuple[int, int, int]) -> bool:
+    """Whether the centre of ``box`` lies in the middle of the pasted head at ``spot``."""
+    x, y, side = spot
+    return (
+        abs(box.x + box.width / 2 - (x + side / 2)) < side / 4
+        and abs(box.y + box.height / 2 - (y + side / 2)) < side / 3
+    )
+
+
+@pytest.mark.parametrize("network", [SHORT_RANGE, FULL_RANGE], ids=["short_range", "full_range"])
+def test_anchor_layout_matches_the_network_outputs(network: Network) -> None:
+    interpreter = load_interpreter(network.path)
+    rows = {tuple(o["shape"]) for o in interpreter.get_output_details()}
+    anchors = len(network.anchors())
+    assert rows == {(1, anchors, 16), (1, anchors, 1)}
+    assert tuple(interpreter.get_input_details()[0]["shape"]) == (1, network.size, network.size, 3)
+
+
+@pytest.mark.parametrize("length", [1, 100, 192, 193, 250, 480, 777, 1920])
+def test_tiles_cover_the_axis_and_overlap_enough(length: int) -> None:
+    size = FULL_RANGE.size
+    starts = _starts(length, size)
+    assert starts[0] == 0
+    assert starts[-1] + size >= length
+    for before, after in itertools.pairwise(starts):
+        assert before + size - after >= TILE_OVERLAP, (before, after)
+
+
+def test_small_faces_across_a_large_photo_are_each_found_once(
+    detector: FaceDetector, astronaut: np.ndarray, coffee: np.ndarray
+) -> None:
+    """Faces far too small for the whole-image passes are found on tiles, including those cut by a tile edge;
+    the large box the short-range network draws around this group is dropped."""
+    canvas = np.asarray(Image.fromarray(coffee).resize((1920, 1080)))
+    # At 1920 wide the working image is 480 wide; tiles start at x = 0, 96, 192 and 288 working px
+    # (0, 384, 768, 1152 here), so the second and fourth heads sit across tile edges.
+    spots = [(60, 120, 200), (300, 600, 210), (700, 150, 190), (1100, 560, 220), (1500, 200, 200), (1650, 700, 230)]
+    boxes = detector.detect(paste_heads(canvas, astronaut, spots))
+    assert len(boxes) == len(spots), boxes
+    for spot in spots:
+        assert sum(holds(box, spot) for box in boxes) == 1, (spot, boxes)
+
+
+def test_a_face_filling_the_frame_is_one_box(detector: FaceDetector, astronaut: np.ndarray) -> None:
+    face = astronaut[40:200, 150:310]
+    boxes = detector.detect(face)
+    assert len(boxes) == 1
+    assert boxes[0].width > 0.6 * face.shape[1]
+
+
+def test_a_photo_without_people_has_no_faces(detector: FaceDetector, coffee: np.ndarray) -> None:
+    big = np.asarray(Image.fromarray(coffee).resize((1280, 960)))
+    assert detector.detect(coffee) == []
+    assert detector.detect(big) == []
+
+
+def test_min_face_decides_whether_small_faces_are_searched(
+    detector: FaceDetector, astronaut: np.ndarray, coffee: np.ndarray
+) -> None:
+    """A 1920x1080 photo with one face of about 100 px, far too small for the whole-image passes: the tiles
+    find it when faces of 48 px are wanted, and are not run when only faces of 400 px are."""
+    canvas = np.asarray(Image.fromarray(coffee).resize((1920, 1080)))
+    spot = (900, 500, 200)
+    photo = paste_heads(canvas, astronaut, [spot])
+    found = detector.detect(photo, min_face=48)
+    assert len(found) == 1 and holds(found[0], spot)
+    assert detector.detect(photo, min_face=400) == []
