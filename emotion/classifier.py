@@ -29,6 +29,7 @@ class ModelInfo:
     sha256: str
     input_size: int
     flip_tta: bool
+    zoom_tta: bool
 
     def as_dict(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
@@ -50,6 +51,7 @@ def read_model_info(model_path: Path) -> ModelInfo:
         sha256=digest,
         input_size=int(meta.get("input_size", 48)),
         flip_tta=bool(meta.get("flip_tta", False)),
+        zoom_tta=bool(meta.get("zoom_tta", False)),
     )
 
 
@@ -57,14 +59,21 @@ class EmotionClassifier:
     """Classifies grayscale face crops in one batched LiteRT call; safe to share between threads."""
 
     def __init__(
-        self, model_path: str | Path | None = None, *, num_threads: int = 1, flip_tta: bool | None = None
+        self,
+        model_path: str | Path | None = None,
+        *,
+        num_threads: int = 1,
+        flip_tta: bool | None = None,
+        zoom_tta: bool | None = None,
     ) -> None:
-        """``flip_tta`` forces horizontal-flip test-time augmentation on or off (default: as model.json says)."""
+        """``flip_tta`` and ``zoom_tta`` force those test-time views on or off (default: as model.json says)."""
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL
         self._interpreter = load_interpreter(path, num_threads)
         self.info = read_model_info(path)
         if flip_tta is not None:
             self.info = dataclasses.replace(self.info, flip_tta=flip_tta)
+        if zoom_tta is not None:
+            self.info = dataclasses.replace(self.info, zoom_tta=zoom_tta)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = -1
@@ -72,16 +81,19 @@ class EmotionClassifier:
         self._lock = threading.Lock()
 
     def predict(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Probabilities ``(N, 7)`` in ``EMOTIONS`` order for ``N`` uint8 grayscale crops of any size."""
+        """Probabilities ``(N, 7)`` in ``EMOTIONS`` order for ``N`` uint8 grayscale crops of any size.
+
+        With test-time augmentation the model also sees each face zoomed in (``zoom_tta``) and mirrored
+        (``flip_tta``), and the answers are averaged; all views of all faces go in one call.
+        """
         batch = self.preprocess(faces)
         count = len(batch)
         if count == 0:
             return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        views = [batch, zoomed(batch)] if self.info.zoom_tta else [batch]
         if self.info.flip_tta:
-            batch = np.concatenate([batch, batch[:, :, ::-1]])
-        probs = self._invoke(batch)
-        if self.info.flip_tta:
-            probs = (probs[:count] + probs[count:]) / 2
+            views += [view[:, :, ::-1] for view in views]
+        probs = self._invoke(np.concatenate(views)).reshape(len(views), count, -1).mean(axis=0)
         return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def preprocess(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -107,3 +119,15 @@ class EmotionClassifier:
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
             return self._interpreter.get_tensor(self._output).astype(np.float64)
+
+
+#: The zoomed view drops this many pixels of the 48-px input on every side (less of the margin around
+#: the face), then scales the rest back up.
+ZOOM_PIXELS = 2
+
+
+def zoomed(batch: np.ndarray) -> np.ndarray:
+    """``batch`` (N, S, S, 1) with the border of ``ZOOM_PIXELS`` cut off and the centre resized back to S."""
+    size = batch.shape[1]
+    inner = batch[:, ZOOM_PIXELS : size - ZOOM_PIXELS, ZOOM_PIXELS : size - ZOOM_PIXELS, 0]
+    return np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR) for face in inner])[..., None]

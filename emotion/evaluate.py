@@ -30,17 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="a .tflite file (default: the committed model)")
     parser.add_argument(
         "--tta",
-        choices=("model", "on", "off"),
+        choices=("model", "off", "flip", "flip+zoom"),
         default="model",
-        help="horizontal-flip test-time augmentation: as model.json says, or forced",
+        help="test-time views (mirrored, zoomed in): as model.json says, or forced",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     with np.load(args.split) as data:
         faces, truth = data["x"], data["y"]
-    classifier = EmotionClassifier(args.model, flip_tta=None if args.tta == "model" else args.tta == "on")
+    forced = {} if args.tta == "model" else {"flip_tta": "flip" in args.tta, "zoom_tta": "zoom" in args.tta}
+    classifier = EmotionClassifier(args.model, **forced)
     figures = report(truth, predict_split(classifier, faces))
-    figures["model"] = classifier.info.as_dict() | {"flip_tta": classifier.info.flip_tta}
+    figures["model"] = classifier.info.as_dict() | {
+        "flip_tta": classifier.info.flip_tta,
+        "zoom_tta": classifier.info.zoom_tta,
+    }
     print(json.dumps(figures) if args.json else format_report(figures))
     return 0
 

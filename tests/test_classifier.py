@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -53,6 +54,20 @@ def test_predictions_are_deterministic_and_independent_of_batching(classifier: E
     one_by_one = np.concatenate([classifier.predict(faces[i : i + 1]) for i in range(len(faces))])
     np.testing.assert_allclose(first, one_by_one, atol=1e-5)
     assert not np.allclose(first[0], first[1]), "different faces should not get identical answers"
+
+
+def test_test_time_views_average_the_plain_mirrored_and_zoomed_face() -> None:
+    """With both views on, each face's answer is the mean of four single-view answers, in one batch."""
+    rng = np.random.default_rng(11)
+    faces = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    plain = EmotionClassifier(flip_tta=False, zoom_tta=False)
+    inner = np.stack([cv2.resize(f[2:46, 2:46].astype(np.float32), (48, 48)) for f in faces])
+    views = [faces, faces[:, :, ::-1], inner, inner[:, :, ::-1]]
+    expected = np.mean([plain._invoke(plain.preprocess(v) if v.dtype == np.uint8 else v[..., None]) for v in views], 0)
+    expected /= expected.sum(axis=1, keepdims=True)
+    both = EmotionClassifier(flip_tta=True, zoom_tta=True).predict(faces)
+    np.testing.assert_allclose(both, expected, atol=1e-5)
+    assert not np.allclose(both, plain.predict(faces), atol=1e-3), "the views must change the answer"
 
 
 @pytest.mark.parametrize(
