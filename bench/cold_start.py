@@ -26,7 +26,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import functions_framework, emotion.analyze, emotion.http_api, emotion.logs  # everything main.py imports
 t1 = time.perf_counter()
-import main  # builds the analyzer: reads the model, makes the LiteRT interpreter, loads the face cascade
+import main  # builds the analyzer: reads the model, makes the LiteRT interpreters (emotion model, face detectors)
 t2 = time.perf_counter()
 main.ANALYZER.analyze(open(sys.argv[1], "rb").read())
 t3 = time.perf_counter()

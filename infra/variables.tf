@@ -214,7 +214,7 @@ variable "log_level" {
 }
 
 variable "env_overrides" {
-  description = "Other settings the code reads, by environment variable name, such as { DETECT_MAX_SIDE = \"640\" }. Names Terraform manages itself (the results bucket and the variables above) are refused."
+  description = "Other settings the code reads, by environment variable name, such as { DETECT_MIN_FACE = \"64\" }. Names Terraform manages itself (the results bucket and the variables above) are refused."
   type        = map(string)
   default     = {}
 }
