@@ -29,6 +29,7 @@ class Faces:
     boxes: list[Box]
     full_boxes: list[Box]
     detection: str
+    scores: list[float | None]
     crops: list[np.ndarray]
 
 
@@ -61,13 +62,15 @@ class Analyzer:
     def find_faces(self, image: DecodedImage) -> Faces:
         """Boxes and the crops the model sees; training data for photos is cut with this same code."""
         gray = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
-        boxes = self.detector.detect(image.rgb, min_face=self.settings.detect_min_face * image.scale)
+        found = self.detector.detect(image.rgb, min_face=self.settings.detect_min_face * image.scale)
+        boxes = [face.box for face in found]
+        scores: list[float | None] = [face.score for face in found]
         full_boxes = [to_full_size(box, image.scale, image.width, image.height) for box in boxes]
         detection = "face"
         if not boxes and self.settings.whole_image_fallback:
-            boxes, detection = [whole_image(gray.shape[1], gray.shape[0])], "whole_image"
+            boxes, detection, scores = [whole_image(gray.shape[1], gray.shape[0])], "whole_image", [None]
             full_boxes = [whole_image(image.width, image.height)]
-        return Faces(boxes, full_boxes, detection, [_crop(gray, box, detection) for box in boxes])
+        return Faces(boxes, full_boxes, detection, scores, [_crop(gray, box, detection) for box in boxes])
 
     def _analyze(self, data: bytes, preview: bool) -> dict[str, Any]:
         started = time.perf_counter()
@@ -79,7 +82,10 @@ class Analyzer:
         classified = time.perf_counter()
         boxes, full_boxes, detection = found.boxes, found.full_boxes, found.detection
 
-        faces = [_face(box, detection, row) for box, row in zip(full_boxes, probabilities, strict=True)]
+        faces = [
+            _face(box, detection, score, row)
+            for box, score, row in zip(full_boxes, found.scores, probabilities, strict=True)
+        ]
         result: dict[str, Any] = {
             "faces": faces,
             "dominant_emotion": faces[0]["dominant_emotion"] if faces else None,
@@ -106,11 +112,12 @@ def _crop(gray: np.ndarray, box: Box, detection: str) -> np.ndarray:
     return gray[region.y : region.y + region.height, region.x : region.x + region.width]
 
 
-def _face(box: Box, detection: str, row: np.ndarray) -> dict[str, Any]:
+def _face(box: Box, detection: str, score: float | None, row: np.ndarray) -> dict[str, Any]:
     emotions = {name: float(p) for name, p in zip(EMOTIONS, row, strict=True)}
     return {
         "box": box.as_dict(),
         "detection": detection,
+        "detection_score": None if score is None else round(score, 4),
         "emotions": emotions,
         "dominant_emotion": EMOTIONS[int(np.argmax(row))],
     }

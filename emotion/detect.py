@@ -55,6 +55,14 @@ class Box:
 
 
 @dataclass(frozen=True)
+class Detection:
+    """A face the detector found: where, and how sure its network is (0..1)."""
+
+    box: Box
+    score: float
+
+
+@dataclass(frozen=True)
 class Network:
     """One BlazeFace network: its file, square input size, SSD anchor layout and score threshold.
 
@@ -137,7 +145,7 @@ class FaceDetector:
         self._short = _Runner(SHORT_RANGE)
         self._full = _Runner(FULL_RANGE)
 
-    def detect(self, rgb: np.ndarray, min_face: float = 48.0) -> list[Box]:
+    def detect(self, rgb: np.ndarray, min_face: float = 48.0) -> list[Detection]:
         """Faces in a uint8 RGB image, largest first, merged over the passes described in the module."""
         height, width = rgb.shape[:2]
         longest = max(height, width)
@@ -150,11 +158,11 @@ class FaceDetector:
             found.append(self._whole(self._full, rgb))
         boxes, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
         merged = [
-            (_clip(Box(*np.rint(box).astype(int).tolist()), width, height), score)
+            Detection(_clip(Box(*np.rint(box).astype(int).tolist()), width, height), score)
             for box, score in _weighted_nms(boxes, scores)
         ]
-        kept = _drop_enclosing([(box, score) for box, score in merged if box.width > 0 and box.height > 0])
-        return sorted(kept, key=lambda b: b.area, reverse=True)
+        kept = _drop_enclosing([d for d in merged if d.box.width > 0 and d.box.height > 0])
+        return sorted(kept, key=lambda d: d.box.area, reverse=True)
 
     @staticmethod
     def _whole(runner: _Runner, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,8 +230,8 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarra
     return merged
 
 
-def _drop_enclosing(found: list[tuple[Box, float]]) -> list[Box]:
-    """The boxes, less those around the centre of a smaller, surer face or of two smaller faces.
+def _drop_enclosing(found: list[Detection]) -> list[Detection]:
+    """The detections, less those around the centre of a smaller, surer face or of two smaller faces.
 
     The short-range network sometimes answers small faces with a large, unsure box around them (overlapping
     too little for suppression to merge the two), and a face never holds another face.
@@ -234,10 +242,10 @@ def _drop_enclosing(found: list[tuple[Box, float]]) -> list[Box]:
         return outer.x <= cx < outer.x + outer.width and outer.y <= cy < outer.y + outer.height
 
     kept = []
-    for box, score in found:
-        inside = [s for other, s in found if other.area < box.area and centre_in(other, box)]
-        if len(inside) < 2 and not any(s >= score for s in inside):
-            kept.append(box)
+    for face in found:
+        inside = [o.score for o in found if o.box.area < face.box.area and centre_in(o.box, face.box)]
+        if len(inside) < 2 and not any(score >= face.score for score in inside):
+            kept.append(face)
     return kept
 
 

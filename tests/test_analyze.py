@@ -29,7 +29,7 @@ def test_astronaut_is_one_happy_face(astronaut_jpeg: bytes, validate_result) -> 
     result = validate_result(emotion.analyze(astronaut_jpeg))
     assert len(result["faces"]) == 1
     face = result["faces"][0]
-    assert face["detection"] == "face"
+    assert face["detection"] == "face" and face["detection_score"] > 0.8
     assert overlaps_astronaut_face(face["box"]), face["box"]
     assert face["dominant_emotion"] == result["dominant_emotion"] == "happy"
     assert result["image"] == {"width": 512, "height": 512, "format": "jpeg"}
@@ -82,7 +82,7 @@ def test_every_face_in_a_group_photo_is_found(analyzer: Analyzer, astronaut: np.
 def test_no_face_classifies_the_whole_image(analyzer: Analyzer, validate_result) -> None:
     blank = np.full((120, 200, 3), 200, dtype=np.uint8)
     result = validate_result(analyzer.analyze(encode(blank, "PNG")))
-    assert [f["detection"] for f in result["faces"]] == ["whole_image"]
+    assert [(f["detection"], f["detection_score"]) for f in result["faces"]] == [("whole_image", None)]
     assert result["faces"][0]["box"] == {"x": 0, "y": 0, "width": 200, "height": 120}
     assert result["dominant_emotion"] == result["faces"][0]["dominant_emotion"]
 

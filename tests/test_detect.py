@@ -68,7 +68,9 @@ def test_small_faces_across_a_large_photo_are_each_found_once(
     # At 1920 wide the working image is 480 wide; tiles start at x = 0, 96, 192 and 288 working px
     # (0, 384, 768, 1152 here), so the second and fourth heads sit across tile edges.
     spots = [(60, 120, 200), (300, 600, 210), (700, 150, 190), (1100, 560, 220), (1500, 200, 200), (1650, 700, 230)]
-    boxes = detector.detect(paste_heads(canvas, astronaut, spots))
+    found = detector.detect(paste_heads(canvas, astronaut, spots))
+    assert all(0.5 <= face.score <= 1 for face in found)
+    boxes = [face.box for face in found]
     assert len(boxes) == len(spots), boxes
     for spot in spots:
         assert sum(holds(box, spot) for box in boxes) == 1, (spot, boxes)
@@ -76,9 +78,9 @@ def test_small_faces_across_a_large_photo_are_each_found_once(
 
 def test_a_face_filling_the_frame_is_one_box(detector: FaceDetector, astronaut: np.ndarray) -> None:
     face = astronaut[40:200, 150:310]
-    boxes = detector.detect(face)
-    assert len(boxes) == 1
-    assert boxes[0].width > 0.6 * face.shape[1]
+    found = detector.detect(face)
+    assert len(found) == 1
+    assert found[0].box.width > 0.6 * face.shape[1]
 
 
 def test_a_photo_without_people_has_no_faces(detector: FaceDetector, coffee: np.ndarray) -> None:
@@ -96,5 +98,5 @@ def test_min_face_decides_whether_small_faces_are_searched(
     spot = (900, 500, 200)
     photo = paste_heads(canvas, astronaut, [spot])
     found = detector.detect(photo, min_face=48)
-    assert len(found) == 1 and holds(found[0], spot)
+    assert len(found) == 1 and holds(found[0].box, spot)
     assert detector.detect(photo, min_face=400) == []
