@@ -111,6 +111,12 @@ def export_tflite(model, path: Path, quantization: str) -> int:
     return path.stat().st_size
 
 
+def resumed_epoch(backup: Path) -> int:
+    """The epoch a ``BackupAndRestore`` backup will resume from (0 when there is none)."""
+    metadata = backup / "training_metadata.json"
+    return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
+
+
 def float32_copy(model, width: int):
     """Rebuild ``model`` in float32 (the bfloat16 training policy must not reach the export)."""
     import keras
@@ -136,10 +142,12 @@ def train(args: argparse.Namespace) -> None:
         x_train = np.concatenate([x_train, *[x_extra] * args.extra_repeat])
         y_train = np.concatenate([y_train, *[y_extra] * args.extra_repeat])
     x_val, y_val = load_split(args.val)
+    # A resumed run must not replay the shuffling and augmentation of the epochs it already trained.
+    data_seed = args.seed + resumed_epoch(run_dir / "backup")
     if args.limit:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
         x_val, y_val = x_val[: args.limit], y_val[: args.limit]
-    train_ds = make_dataset(x_train, y_train, args.batch, args.seed, train=True, strength=args.augment)
+    train_ds = make_dataset(x_train, y_train, args.batch, data_seed, train=True, strength=args.augment)
     val_ds = make_dataset(x_val, y_val, 256, args.seed, train=False)
     steps = max(1, len(x_train) // args.batch)
     if args.steps:

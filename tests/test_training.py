@@ -66,3 +66,14 @@ def test_train_export_and_serve(tmp_path) -> None:
     probs = classifier.predict(np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8))
     assert probs.shape == (3, 7)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_resumed_run_knows_where_it_stopped(tmp_path) -> None:
+    """The data seed of a resumed run moves on by the epochs already trained, so it replays none of them."""
+    from emotion.train import resumed_epoch
+
+    backup = tmp_path / "backup"
+    assert resumed_epoch(backup) == 0
+    backup.mkdir()
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 9, "batch": 0}))
+    assert resumed_epoch(backup) == 9
