@@ -79,7 +79,7 @@ def choose(
 
 
 def plot_curves(histories: list[Path], out: Path) -> None:
-    """Accuracy and loss per epoch; a fine-tuning run is drawn after the run it started from."""
+    """Accuracy and loss per epoch; each fine-tuning run is drawn after the run it started from."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,10 +88,11 @@ def plot_curves(histories: list[Path], out: Path) -> None:
     rows = [row for history in histories for row in csv.DictReader(history.open())]
     epochs = list(range(1, len(rows) + 1))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    if len(histories) > 1:
-        start = sum(1 for _ in csv.DictReader(histories[0].open())) + 0.5
+    start = 0.5
+    for i, history in enumerate(histories[:-1]):
+        start += sum(1 for _ in csv.DictReader(history.open()))
         for ax in (left, right):
-            ax.axvline(start, color="grey", linestyle=":", label="fine-tuning starts")
+            ax.axvline(start, color="grey", linestyle=":", label=None if i else "fine-tuning starts")
     for key, label in (("accuracy", "train (augmented)"), ("val_accuracy", "validation")):
         left.plot(epochs, [float(r[key]) for r in rows], label=label)
     for key, label in (("loss", "train (augmented)"), ("val_loss", "validation")):
@@ -161,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", default=datetime.now(UTC).strftime("%Y.%m.%d"))
     p.add_argument("--train-seconds", type=float, default=0.0, help="wall-clock training time to record")
     p.add_argument("--data", default="FER2013 Training (train.npz, 28,709 images)", help="training data, in words")
-    p.add_argument("--base-run", help="run directory of the training this one fine-tuned, to record it too")
+    p.add_argument(
+        "--base-run",
+        nargs="*",
+        default=[],
+        help="run directories of the trainings this one fine-tuned, first one first, to record them too",
+    )
     args = p.parse_args(argv)
 
     model = load_ensemble(args.weights, args.width)
@@ -173,10 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         for quant, path in candidates.items():
             export_tflite(model, path, quant)
         quant, tta, trials = choose(candidates, faces, truth)
+        # Measured where it was made: a model.json left in the output folder describes the old file.
+        chosen = candidates[quant]
+        figures = report(truth, predict_split(EmotionClassifier(chosen, flip_tta=tta[0], zoom_tta=tta[1]), faces))
+        face_ms = per_face_ms(chosen, tta)
         target = out / "emotion.tflite"
-        target.write_bytes(candidates[quant].read_bytes())
-    classifier = EmotionClassifier(target, flip_tta=tta[0], zoom_tta=tta[1])
-    figures = report(truth, predict_split(classifier, faces))
+        target.write_bytes(chosen.read_bytes())
     run_dir = Path(args.run_dir)
     train_info = _read_json(run_dir / "train_info.json")
     card = {
@@ -193,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "quantization": quant,
         "flip_tta": tta[0],
         "zoom_tta": tta[1],
-        "per_face_ms_one_thread": round(per_face_ms(target, tta), 3),
+        "per_face_ms_one_thread": round(face_ms, 3),
         "validation": {
             "data": "FER2013 PublicTest (val.npz)",
             **{k: figures[k] for k in ("images", "accuracy", "macro_recall", "per_class_recall", "confusion_matrix")},
@@ -203,12 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             "data": args.data,
             **train_info,
             "wall_clock_seconds": args.train_seconds or None,
-            "base_run": _read_json(Path(args.base_run) / "train_info.json") if args.base_run else None,
+            "base_runs": [_read_json(Path(d) / "train_info.json") for d in args.base_run],
         },
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     (out / "model.json").write_text(json.dumps(card, indent=2) + "\n")
-    histories = [Path(d) / "history.csv" for d in (args.base_run, run_dir) if d]
+    histories = [Path(d) / "history.csv" for d in (*args.base_run, run_dir)]
     plot_curves([h for h in histories if h.is_file()], out / "training_curves.png")
     plot_confusion(np.array(figures["confusion_matrix"]["rows_true_columns_predicted"]), out / "confusion_matrix.png")
     print(

@@ -147,6 +147,8 @@ def train(args: argparse.Namespace) -> None:
     if args.limit:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
         x_val, y_val = x_val[: args.limit], y_val[: args.limit]
+    if len(x_train) < args.batch:  # batches drop their remainder: there would be nothing to train on
+        raise SystemExit(f"{len(x_train)} training images are fewer than one batch of {args.batch}")
     train_ds = make_dataset(x_train, y_train, args.batch, data_seed, train=True, strength=args.augment)
     val_ds = make_dataset(x_val, y_val, 256, args.seed, train=False)
     steps = max(1, len(x_train) // args.batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -77,3 +78,36 @@ def test_a_resumed_run_knows_where_it_stopped(tmp_path) -> None:
     backup.mkdir()
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 9, "batch": 0}))
     assert resumed_epoch(backup) == 9
+
+
+def test_export_writes_a_model_and_card_that_serve(tmp_path) -> None:
+    """Trained weights → ``emotion.export`` → a .tflite with a matching model.json (over a stale one)."""
+    from emotion.export import main as export
+    from emotion.train import main as train
+
+    _tiny_split(tmp_path / "train.npz", 64, 3)
+    _tiny_split(tmp_path / "val.npz", 32, 4)
+    run = tmp_path / "run"
+    common = [
+        "--train",
+        str(tmp_path / "train.npz"),
+        "--val",
+        str(tmp_path / "val.npz"),
+        "--width",
+        "8",
+        "--batch",
+        "16",
+    ]
+    train([*common, "--out", str(tmp_path / "t.tflite"), "--run-dir", str(run), "--epochs", "1", "--steps", "2"])
+    out = tmp_path / "models"
+    out.mkdir()
+    (out / "model.json").write_text(json.dumps({"sha256": "stale", "classes": list(EMOTIONS)}))
+
+    weights = ["--weights", str(run / "final.keras"), "--run-dir", str(run)]
+    export([*weights, "--val", str(tmp_path / "val.npz"), "--out-dir", str(out), "--width", "8"])
+    card = json.loads((out / "model.json").read_text())
+    assert card["sha256"] == hashlib.sha256((out / "emotion.tflite").read_bytes()).hexdigest()
+    assert card["quantization"] in ("int8", "float16") and card["validation"]["images"] == 32
+    assert (out / "training_curves.png").stat().st_size > 0 and (out / "confusion_matrix.png").stat().st_size > 0
+    classifier = EmotionClassifier(out / "emotion.tflite")
+    assert (classifier.info.flip_tta, classifier.info.zoom_tta) == (card["flip_tta"], card["zoom_tta"])
