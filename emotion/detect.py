@@ -10,13 +10,12 @@ all passes are merged by weighted non-maximum suppression, as MediaPipe does.
 from __future__ import annotations
 
 import math
-import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
 
 from emotion.litert import MODELS_DIR, load_interpreter
 
@@ -98,20 +97,17 @@ FULL_RANGE = Network("face_detection_full_range.tflite", 192, ((48, 1),), 0.6, 0
 
 
 class _Runner:
-    """Runs one network on square tiles. An interpreter is not thread-safe, so each call borrows one from
-    a pool that grows only to the number of calls running at once (the analyzer bounds that)."""
+    """Runs one network on square tiles with one interpreter. An interpreter is not thread-safe, and each
+    one holds about 10 MB (XNNPACK's packed weights), more than the memory budget allows per thread: calls
+    from other threads wait their turn, as they do for the emotion model."""
 
     def __init__(self, network: Network) -> None:
         self.network = network
         self._anchors = network.anchors()
-        self._idle: queue.SimpleQueue[Interpreter] = queue.SimpleQueue()
-        self._idle.put(load_interpreter(network.path))  # load now, so a broken file fails at cold start
-
-    def _borrow(self) -> Interpreter:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            return load_interpreter(self.network.path)
+        self._interpreter = load_interpreter(network.path)  # now, so a broken file fails at cold start
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._outputs = {o["shape"][-1]: o["index"] for o in self._interpreter.get_output_details()}
+        self._lock = threading.Lock()
 
     def run(self, tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes ``(K, 4)`` as x, y, width, height in pixels of ``tile`` (uint8 RGB, at most the input
@@ -119,14 +115,11 @@ class _Runner:
         size = self.network.size
         batch = np.zeros((1, size, size, 3), dtype=np.float32)
         batch[0, : tile.shape[0], : tile.shape[1]] = tile.astype(np.float32) / 127.5 - 1.0
-        interpreter = self._borrow()
-        try:
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
-            interpreter.invoke()
-            outputs = {o["shape"][-1]: interpreter.get_tensor(o["index"])[0] for o in interpreter.get_output_details()}
-        finally:
-            self._idle.put(interpreter)
-        raw, logits = outputs[16], outputs[1][:, 0]
+        with self._lock:
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            raw = self._interpreter.get_tensor(self._outputs[16])[0]
+            logits = self._interpreter.get_tensor(self._outputs[1])[0, :, 0]
         keep = np.flatnonzero(logits > math.log(self.network.min_score / (1.0 - self.network.min_score)))
         scores = 1.0 / (1.0 + np.exp(-logits[keep].astype(np.float64)))
         centres = self._anchors[keep] * size + raw[keep, :2]
