@@ -51,8 +51,9 @@ def per_face_ms(model: Path, tta: tuple[bool, bool], repeats: int = 300) -> floa
 
 def choose(
     candidates: dict[str, Path], faces: np.ndarray, truth: np.ndarray
-) -> tuple[str, tuple[bool, bool], dict[str, Any]]:
-    """Pick the smallest file unless it costs accuracy, then each further test-time view only if it pays."""
+) -> tuple[str, tuple[bool, bool], dict[str, Any], dict[str, Any]]:
+    """Pick the smallest file unless it costs accuracy, then each further test-time view only if it pays;
+    returns the choice, every trial's figures in short, and the full figures of the choice."""
     scores = {
         (name, tta): report(truth, predict_split(EmotionClassifier(path, flip_tta=tta[0], zoom_tta=tta[1]), faces))
         for name, path in candidates.items()
@@ -75,7 +76,7 @@ def choose(
         }
         for (name, t), s in scores.items()
     }
-    return quant, tta, trials
+    return quant, tta, trials, scores[(quant, tta)]
 
 
 def plot_curves(histories: list[Path], out: Path) -> None:
@@ -178,10 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         candidates = {q: Path(tmp) / f"{q}.tflite" for q in ("float16", "int8")}
         for quant, path in candidates.items():
             export_tflite(model, path, quant)
-        quant, tta, trials = choose(candidates, faces, truth)
-        # Measured where it was made: a model.json left in the output folder describes the old file.
+        quant, tta, trials, figures = choose(candidates, faces, truth)
+        # Timed where it was made: a model.json left in the output folder describes the old file.
         chosen = candidates[quant]
-        figures = report(truth, predict_split(EmotionClassifier(chosen, flip_tta=tta[0], zoom_tta=tta[1]), faces))
         face_ms = per_face_ms(chosen, tta)
         target = out / "emotion.tflite"
         target.write_bytes(chosen.read_bytes())
