@@ -26,6 +26,17 @@ def load_split(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         return data["x"].astype(np.uint8), data["y"].astype(np.int64)
 
 
+def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held out) with ``fraction`` of each class held out, so calibration can be fitted on
+    faces the network never trained on (and never on the validation split)."""
+    rng = np.random.default_rng(seed)
+    held = [rng.permutation(np.flatnonzero(labels == c))[: round(fraction * np.sum(labels == c))] for c in
+            range(len(EMOTIONS))]
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[np.concatenate(held)] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
 def class_weights(labels: np.ndarray, power: float = 0.5) -> dict[int, float]:
     """Inverse-frequency weights softened by ``power`` so rare classes count without wrecking accuracy."""
     counts = np.bincount(labels, minlength=len(EMOTIONS)).astype(np.float64)
@@ -111,6 +122,27 @@ def export_tflite(model, path: Path, quantization: str) -> int:
     return path.stat().st_size
 
 
+def cycle_ends(first: int, epochs: int) -> set[int]:
+    """The epochs at which a cosine-restart schedule (cycles of ``first``, 2x, 4x ... epochs) reaches zero."""
+    ends, end, length = set(), first, first
+    while end <= epochs:
+        ends.add(end)
+        length *= 2
+        end += length
+    return ends
+
+
+def snapshots(model, run_dir: Path, ends: set[int]):
+    """A callback saving ``snapshot-NNNN.keras`` at each cycle's end: members for an ensemble or export."""
+    import keras
+
+    def save(epoch: int, logs: dict | None = None) -> None:
+        if epoch + 1 in ends:
+            model.save(run_dir / f"snapshot-{epoch + 1:04d}.keras")
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=save)
+
+
 def resumed_epoch(backup: Path) -> int:
     """The epoch a ``BackupAndRestore`` backup will resume from (0 when there is none)."""
     metadata = backup / "training_metadata.json"
@@ -137,6 +169,10 @@ def train(args: argparse.Namespace) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     x_train, y_train = load_split(args.train)
+    if args.holdout:  # the held-out faces are written beside the run, for fitting the temperature
+        kept, held = holdout_split(y_train, args.holdout, args.seed)
+        np.savez_compressed(run_dir / "holdout.npz", x=x_train[held], y=y_train[held], index=held)
+        x_train, y_train = x_train[kept], y_train[kept]
     for extra in args.extra:  # e.g. photo crops cut by emotion.photo_crops, repeated to weigh more
         x_extra, y_extra = load_split(extra)
         x_train = np.concatenate([x_train, *[x_extra] * args.extra_repeat])
@@ -161,12 +197,15 @@ def train(args: argparse.Namespace) -> None:
         model.load_weights(args.init)
     total = steps * args.epochs
     warmup = steps * args.warmup
-    schedule = keras.optimizers.schedules.CosineDecay(  # linear warm-up (if any), then cosine to zero
-        0.0 if warmup else args.lr,
-        decay_steps=max(1, total - warmup),
-        warmup_target=args.lr if warmup else None,
-        warmup_steps=warmup,
-    )
+    if args.cycle:  # cosine restarts: each cycle twice as long as the last, a snapshot at each cycle's end
+        schedule = keras.optimizers.schedules.CosineDecayRestarts(args.lr, steps * args.cycle, t_mul=2.0)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(  # linear warm-up (if any), then cosine to zero
+            0.0 if warmup else args.lr,
+            decay_steps=max(1, total - warmup),
+            warmup_target=args.lr if warmup else None,
+            warmup_steps=warmup,
+        )
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=args.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
@@ -176,6 +215,8 @@ def train(args: argparse.Namespace) -> None:
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
+    if args.cycle:
+        callbacks.append(snapshots(model, run_dir, cycle_ends(args.cycle, args.epochs)))
     started = time.time()
     model.fit(
         train_ds,
@@ -230,6 +271,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--warmup", type=int, default=2, help="warm-up epochs")
+    p.add_argument("--cycle", type=int, default=0, help="cosine restarts: first cycle in epochs (doubling)")
+    p.add_argument("--holdout", type=float, default=0.0, help="fraction of each class held out for calibration")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weight-power", type=float, default=0.35)
