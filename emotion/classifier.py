@@ -30,6 +30,8 @@ class ModelInfo:
     input_size: int
     flip_tta: bool
     zoom_tta: bool
+    #: Divides the log of the averaged probabilities (fitted on held-out faces so they mean what they say).
+    temperature: float = 1.0
 
     def as_dict(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
@@ -52,7 +54,25 @@ def read_model_info(model_path: Path) -> ModelInfo:
         input_size=int(meta.get("input_size", 48)),
         flip_tta=bool(meta.get("flip_tta", False)),
         zoom_tta=bool(meta.get("zoom_tta", False)),
+        temperature=calibration_temperature(meta, card),
     )
+
+
+def calibration_temperature(meta: dict, card: Path) -> float:
+    """The card's temperature (1.0 when it has none); a value that is not a positive number is refused."""
+    value = meta.get("temperature", 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.05 <= value <= 20:
+        raise ModelError(f"{card} has temperature {value!r}, expected a number in 0.05..20")
+    return float(value)
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log(probs) / temperature)`` row by row: sharpens (< 1) or softens (> 1) each answer."""
+    if temperature == 1.0:
+        return probs / probs.sum(axis=1, keepdims=True)
+    logits = np.log(np.maximum(probs, 1e-12)) / temperature
+    scaled = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return scaled / scaled.sum(axis=1, keepdims=True)
 
 
 class EmotionClassifier:
@@ -65,8 +85,9 @@ class EmotionClassifier:
         num_threads: int = 1,
         flip_tta: bool | None = None,
         zoom_tta: bool | None = None,
+        temperature: float | None = None,
     ) -> None:
-        """``flip_tta`` and ``zoom_tta`` force those test-time views on or off (default: as model.json says)."""
+        """``flip_tta``, ``zoom_tta`` and ``temperature`` override what model.json says (for measuring)."""
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL
         self._interpreter = load_interpreter(path, num_threads)
         self.info = read_model_info(path)
@@ -74,6 +95,8 @@ class EmotionClassifier:
             self.info = dataclasses.replace(self.info, flip_tta=flip_tta)
         if zoom_tta is not None:
             self.info = dataclasses.replace(self.info, zoom_tta=zoom_tta)
+        if temperature is not None:
+            self.info = dataclasses.replace(self.info, temperature=temperature)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = -1
@@ -84,7 +107,8 @@ class EmotionClassifier:
         """Probabilities ``(N, 7)`` in ``EMOTIONS`` order for ``N`` uint8 grayscale crops of any size.
 
         With test-time augmentation the model also sees each face zoomed in (``zoom_tta``) and mirrored
-        (``flip_tta``), and the answers are averaged; all views of all faces go in one call.
+        (``flip_tta``), and the answers are averaged; all views of all faces go in one call. The average is
+        then calibrated by the model's temperature.
         """
         batch = self.preprocess(faces)
         count = len(batch)
@@ -94,7 +118,7 @@ class EmotionClassifier:
         if self.info.flip_tta:
             views += [view[:, :, ::-1] for view in views]
         probs = self._invoke(np.concatenate(views)).reshape(len(views), count, -1).mean(axis=0)
-        return (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+        return apply_temperature(probs, self.info.temperature).astype(np.float32)
 
     def preprocess(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Resize every crop to the model's square input: float32 ``(N, S, S, 1)`` of 0..255 values."""

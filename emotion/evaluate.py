@@ -12,16 +12,22 @@ import sys
 import numpy as np
 
 from emotion.classifier import EmotionClassifier
-from emotion.metrics import format_report, report
+from emotion.labels import EMOTIONS
+from emotion.metrics import calibration, format_report, report
+
+
+def probabilities(classifier: EmotionClassifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Served probabilities ``(N, 7)`` for a stack of crops, in batches so memory stays flat."""
+    return (
+        np.concatenate([classifier.predict(faces[i : i + batch]) for i in range(0, len(faces), batch)])
+        if len(faces)
+        else np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+    )
 
 
 def predict_split(classifier: EmotionClassifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Class predictions for a stack of crops, in batches so memory stays flat."""
-    return (
-        np.concatenate([classifier.predict(faces[i : i + batch]).argmax(axis=1) for i in range(0, len(faces), batch)])
-        if len(faces)
-        else np.zeros(0, dtype=np.int64)
-    )
+    """Class predictions for a stack of crops."""
+    return probabilities(classifier, faces, batch).argmax(axis=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,16 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         default="model",
         help="test-time views (mirrored, zoomed in): as model.json says, or forced",
     )
+    parser.add_argument("--temperature", type=float, help="calibration temperature instead of model.json's")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     with np.load(args.split) as data:
         faces, truth = data["x"], data["y"]
     forced = {} if args.tta == "model" else {"flip_tta": "flip" in args.tta, "zoom_tta": "zoom" in args.tta}
-    classifier = EmotionClassifier(args.model, **forced)
-    figures = report(truth, predict_split(classifier, faces))
+    classifier = EmotionClassifier(args.model, temperature=args.temperature, **forced)
+    probs = probabilities(classifier, faces)
+    figures = report(truth, probs.argmax(axis=1))
+    figures["calibration"] = calibration(truth, probs)
     figures["model"] = classifier.info.as_dict() | {
         "flip_tta": classifier.info.flip_tta,
         "zoom_tta": classifier.info.zoom_tta,
+        "temperature": classifier.info.temperature,
     }
     print(json.dumps(figures) if args.json else format_report(figures))
     return 0

@@ -34,12 +34,47 @@ def report(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     }
 
 
+#: Equal-width confidence bins of the expected calibration error.
+ECE_BINS = 15
+
+
+def calibration(truth: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> dict[str, float]:
+    """Expected calibration error (top-class confidence against accuracy, ``bins`` equal-width bins, weighted
+    by their share of faces), negative log-likelihood of the true class, mean top probability and accuracy."""
+    truth = np.asarray(truth, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == truth
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    ece = sum(
+        abs(correct[which == b].mean() - confidence[which == b].mean()) * np.mean(which == b)
+        for b in range(bins)
+        if np.any(which == b)
+    )
+    nll = -np.log(np.maximum(probs[np.arange(len(truth)), truth], 1e-12)).mean()
+    return {
+        "ece": float(ece),
+        "nll": float(nll),
+        "mean_confidence": float(confidence.mean()),
+        "accuracy": float(correct.mean()),
+    }
+
+
 def format_report(figures: dict[str, Any]) -> str:
     """The report as a few readable lines and a confusion table."""
     lines = [
         f"images        {figures['images']}",
         f"accuracy      {figures['accuracy']:.4f}",
         f"macro recall  {figures['macro_recall']:.4f}",
+        *(
+            [
+                f"ECE           {figures['calibration']['ece']:.4f} ({ECE_BINS} bins)",
+                f"NLL           {figures['calibration']['nll']:.4f}",
+                f"mean top prob {figures['calibration']['mean_confidence']:.4f}",
+            ]
+            if "calibration" in figures
+            else []
+        ),
         "per-class recall:",
         *(
             f"  {name:<9} {value:.4f}  (n={figures['support'][name]})"

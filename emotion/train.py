@@ -30,8 +30,10 @@ def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     """Indices (kept, held out) with ``fraction`` of each class held out, so calibration can be fitted on
     faces the network never trained on (and never on the validation split)."""
     rng = np.random.default_rng(seed)
-    held = [rng.permutation(np.flatnonzero(labels == c))[: round(fraction * np.sum(labels == c))] for c in
-            range(len(EMOTIONS))]
+    held = [
+        rng.permutation(np.flatnonzero(labels == c))[: round(fraction * np.sum(labels == c))]
+        for c in range(len(EMOTIONS))
+    ]
     mask = np.zeros(len(labels), dtype=bool)
     mask[np.concatenate(held)] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
@@ -89,8 +91,16 @@ def augmenter(seed: int, strength: float = 1.0):
     )
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool, strength: float = 1.0):
-    """A tf.data pipeline of float faces and one-hot labels; augmentation on training batches."""
+def make_dataset(
+    x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool, strength: float = 1.0, steps: int = 0
+):
+    """Float faces and one-hot labels, augmented on training batches: a tf.data pipeline on the TensorFlow
+    backend (parallel, measured fastest here), batches made in Python on the others (no TensorFlow needed,
+    e.g. on a GPU machine with JAX or PyTorch). ``steps`` fixes the batches per epoch (else one pass)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return face_batches(x, y, batch, seed, train, strength, steps)
     import tensorflow as tf
 
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)[y]
@@ -99,9 +109,42 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: boo
         aug = augmenter(seed, strength)
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch, drop_remainder=True)
         ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.repeat() if steps else ds
     else:
         ds = ds.batch(batch)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def face_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool, strength: float, steps: int):
+    """Batches made in Python and augmented by the backend (any Keras backend; shuffled anew each epoch)."""
+    import keras
+
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[y]
+    faces = x[..., None].astype(np.float32)
+    aug = augmenter(seed, strength) if train else None
+    rng = np.random.default_rng(seed)
+
+    class FaceBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.order = rng.permutation(len(faces)) if train else np.arange(len(faces))
+
+        def __len__(self) -> int:
+            return steps or (len(faces) // batch if train else -(-len(faces) // batch))
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            span = np.arange(index * batch, (index + 1) * batch)
+            pick = self.order[span % len(faces)] if train else self.order[span[span < len(faces)]]
+            images = faces[pick]
+            if aug is not None:
+                images = keras.ops.convert_to_numpy(aug(images, training=True))
+            return images, onehot[pick]
+
+        def on_epoch_end(self) -> None:
+            if train:
+                self.order = rng.permutation(len(faces))
+
+    return FaceBatches()
 
 
 def export_tflite(model, path: Path, quantization: str) -> int:
@@ -141,6 +184,25 @@ def snapshots(model, run_dir: Path, ends: set[int]):
             model.save(run_dir / f"snapshot-{epoch + 1:04d}.keras")
 
     return keras.callbacks.LambdaCallback(on_epoch_end=save)
+
+
+def time_limit(model, seconds: float):
+    """A callback that stops training after the epoch that would let the next one overrun ``seconds``
+    (a lent GPU machine or a session has a fixed time; the backup resumes the rest later)."""
+    import keras
+
+    started = time.monotonic()
+    last = [started]
+
+    def check(epoch: int, logs: dict | None = None) -> None:
+        now = time.monotonic()
+        if now + (now - last[0]) > started + seconds:
+            model.stop_training = callback.stopped = True
+        last[0] = now
+
+    callback = keras.callbacks.LambdaCallback(on_epoch_end=check)
+    callback.stopped = False
+    return callback
 
 
 def resumed_epoch(backup: Path) -> int:
@@ -185,12 +247,9 @@ def train(args: argparse.Namespace) -> None:
         x_val, y_val = x_val[: args.limit], y_val[: args.limit]
     if len(x_train) < args.batch:  # batches drop their remainder: there would be nothing to train on
         raise SystemExit(f"{len(x_train)} training images are fewer than one batch of {args.batch}")
-    train_ds = make_dataset(x_train, y_train, args.batch, data_seed, train=True, strength=args.augment)
+    train_ds = make_dataset(x_train, y_train, args.batch, data_seed, True, args.augment, args.steps)
     val_ds = make_dataset(x_val, y_val, 256, args.seed, train=False)
-    steps = max(1, len(x_train) // args.batch)
-    if args.steps:
-        steps = args.steps
-        train_ds = train_ds.repeat()
+    steps = args.steps or max(1, len(x_train) // args.batch)
 
     model = build_model(args.width, args.dropout)
     if args.init:  # fine-tuning starts from trained weights
@@ -212,11 +271,15 @@ def train(args: argparse.Namespace) -> None:
         metrics=["accuracy"],
     )
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        # Kept after the last epoch too: a run stopped by its time limit must resume, and a finished one
+        # run again only exports again.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
     if args.cycle:
         callbacks.append(snapshots(model, run_dir, cycle_ends(args.cycle, args.epochs)))
+    limit = time_limit(model, args.time_limit or float("inf"))
+    callbacks.append(limit)
     started = time.time()
     model.fit(
         train_ds,
@@ -228,34 +291,39 @@ def train(args: argparse.Namespace) -> None:
         verbose=args.verbose,
     )
     seconds = time.time() - started
+    if limit.stopped:
+        model.save(run_dir / "last.keras")
+        print(f"stopped by --time-limit after {seconds:.0f} s; the same command resumes from {run_dir / 'backup'}")
+        return
     model.save(run_dir / "final.keras")
-
-    export = float32_copy(model, args.width)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    size = export_tflite(export, out, args.quantization)
-    (run_dir / "train_info.json").write_text(
-        json.dumps(
-            {
-                "epochs": args.epochs,
-                "batch": args.batch,
-                "lr": args.lr,
-                "seed": args.seed,
-                "width": args.width,
-                "dropout": args.dropout,
-                "augment": args.augment,
-                "train_seconds_this_process": round(seconds, 1),
-                "train_images": len(x_train),
-                "extra": [str(e) for e in args.extra],
-                "extra_repeat": args.extra_repeat,
-                "init": args.init,
-                "quantization": args.quantization,
-                "tflite_bytes": size,
-            },
-            indent=2,
-        )
-    )
-    print(f"exported {out} ({size} bytes, {args.quantization}) after {seconds:.0f} s")
+    size = None
+    if keras.backend.backend() == "tensorflow":  # elsewhere there is no converter: export where TF is
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        size = export_tflite(float32_copy(model, args.width), out, args.quantization)
+        print(f"exported {out} ({size} bytes, {args.quantization}) after {seconds:.0f} s")
+    else:
+        print(f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with python -m emotion.export")
+    info = {
+        "epochs": args.epochs,
+        "backend": keras.backend.backend(),
+        "batch": args.batch,
+        "lr": args.lr,
+        "cycle": args.cycle,
+        "holdout": args.holdout,
+        "seed": args.seed,
+        "width": args.width,
+        "dropout": args.dropout,
+        "augment": args.augment,
+        "train_seconds_this_process": round(seconds, 1),
+        "train_images": len(x_train),
+        "extra": [str(e) for e in args.extra],
+        "extra_repeat": args.extra_repeat,
+        "init": args.init,
+        "quantization": args.quantization,
+        "tflite_bytes": size,
+    }
+    (run_dir / "train_info.json").write_text(json.dumps(info, indent=2))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -272,6 +340,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--warmup", type=int, default=2, help="warm-up epochs")
     p.add_argument("--cycle", type=int, default=0, help="cosine restarts: first cycle in epochs (doubling)")
+    p.add_argument("--time-limit", type=float, default=0, help="stop (resumably) before this many seconds")
     p.add_argument("--holdout", type=float, default=0.0, help="fraction of each class held out for calibration")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--label-smoothing", type=float, default=0.1)

@@ -49,7 +49,7 @@ def test_evaluate_command_agrees_with_the_classifier(tmp_path) -> None:
     )
     figures = json.loads(as_json.stdout)
     assert figures["images"] == 40 and figures["accuracy"] == pytest.approx(0.75)
-    assert set(figures) >= {"macro_recall", "per_class_recall", "confusion_matrix", "model"}
+    assert set(figures) >= {"macro_recall", "per_class_recall", "confusion_matrix", "model", "calibration"}
 
     as_text = subprocess.run(
         [sys.executable, "-m", "emotion.evaluate", str(split)], cwd=ROOT, capture_output=True, text=True, check=True
@@ -71,3 +71,6 @@ def test_committed_model_meets_its_card_on_the_validation_split() -> None:
     figures = json.loads(out.stdout)
     assert figures["accuracy"] == pytest.approx(card["validation"]["accuracy"], abs=1e-6)
     assert figures["macro_recall"] == pytest.approx(card["validation"]["macro_recall"], abs=1e-6)
+    # Calibrated as the card says; without the card's temperature (a calibration regression) ECE is worse.
+    assert figures["calibration"] == pytest.approx(card["calibration"]["val_after"], abs=1e-4)
+    assert figures["calibration"]["ece"] < card["calibration"]["val_before"]["ece"] - 0.003

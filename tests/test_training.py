@@ -111,3 +111,88 @@ def test_export_writes_a_model_and_card_that_serve(tmp_path) -> None:
     assert (out / "training_curves.png").stat().st_size > 0 and (out / "confusion_matrix.png").stat().st_size > 0
     classifier = EmotionClassifier(out / "emotion.tflite")
     assert (classifier.info.flip_tta, classifier.info.zoom_tta) == (card["flip_tta"], card["zoom_tta"])
+
+
+def test_the_holdout_keeps_a_tenth_of_each_class_apart() -> None:
+    from emotion.train import holdout_split
+
+    labels = np.repeat(np.arange(len(EMOTIONS)), [400, 40, 410, 720, 500, 480, 320])
+    kept, held = holdout_split(labels, 0.1, seed=7)
+    assert not set(kept) & set(held) and len(kept) + len(held) == len(labels)
+    assert np.bincount(labels[held], minlength=7).tolist() == [40, 4, 41, 72, 50, 48, 32]
+    again_kept, again_held = holdout_split(labels, 0.1, seed=7)
+    assert np.array_equal(held, again_held) and np.array_equal(kept, again_kept)
+    assert not np.array_equal(held, holdout_split(labels, 0.1, seed=8)[1])
+
+
+def test_cosine_restarts_end_where_each_doubled_cycle_ends() -> None:
+    from emotion.train import cycle_ends
+
+    assert cycle_ends(20, 300) == {20, 60, 140, 300}
+    assert cycle_ends(20, 299) == {20, 60, 140}
+    assert cycle_ends(5, 4) == set()
+
+
+def test_a_run_stopped_by_its_time_limit_resumes_and_finishes(tmp_path) -> None:
+    """--time-limit stops after an epoch, keeps the backup and no final weights; the same command finishes."""
+    from emotion.train import main
+
+    _tiny_split(tmp_path / "train.npz", 64, 5)
+    _tiny_split(tmp_path / "val.npz", 16, 6)
+    run = tmp_path / "run"
+    args = ["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"), "--run-dir", str(run)]
+    args += ["--out", str(tmp_path / "m.tflite"), "--epochs", "3", "--steps", "2", "--batch", "16", "--width", "8"]
+    args += ["--verbose", "0"]
+    main([*args, "--time-limit", "0.001"])
+    assert (run / "last.keras").is_file() and not (run / "final.keras").exists()
+    assert len((run / "history.csv").read_text().splitlines()) == 2  # header + the one epoch done
+    main(args)
+    assert len((run / "history.csv").read_text().splitlines()) == 4  # the two epochs left, not three more
+    assert (run / "final.keras").is_file() and (tmp_path / "m.tflite").is_file()
+
+
+#: Run first in a child process: any import of TensorFlow fails there, as on a machine without it.
+#: (Libraries that only look for it with find_spec get a spec without an origin, as for a namespace stub.)
+NO_TENSORFLOW = """
+import importlib.machinery, sys
+class NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        return importlib.machinery.ModuleSpec(name, self) if name.split(".")[0] == "tensorflow" else None
+    def create_module(self, spec):
+        raise ImportError("no TensorFlow on this machine")
+    def exec_module(self, module):
+        pass
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+def test_training_runs_without_tensorflow_on_another_backend(tmp_path) -> None:
+    """A GPU machine may have PyTorch but no TensorFlow: training runs there (TensorFlow made unimportable
+    here), and its .keras weights export to .tflite on this side, unchanged."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch", reason="the other-backend test needs torch (requirements-dev.txt)")
+    from emotion.export import main as export
+
+    from .conftest import ROOT
+
+    _tiny_split(tmp_path / "train.npz", 64, 7)
+    _tiny_split(tmp_path / "val.npz", 32, 8)
+    run = tmp_path / "run"
+    argv = ["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"), "--run-dir", str(run)]
+    argv += ["--epochs", "2", "--steps", "2", "--batch", "16", "--width", "8", "--verbose", "0", "--no-bf16"]
+    code = f"{NO_TENSORFLOW}\nfrom emotion.train import main\nmain({argv!r})"
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    info = json.loads((run / "train_info.json").read_text())
+    assert info["backend"] == "torch" and info["tflite_bytes"] is None
+    assert len((run / "history.csv").read_text().splitlines()) == 3
+
+    out = tmp_path / "models"
+    out.mkdir()
+    weights = ["--weights", str(run / "final.keras"), "--run-dir", str(run)]
+    export([*weights, "--val", str(tmp_path / "val.npz"), "--out-dir", str(out), "--width", "8"])
+    probs = EmotionClassifier(out / "emotion.tflite").predict(np.zeros((2, 48, 48), dtype=np.uint8))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
