@@ -221,6 +221,19 @@ def float32_copy(model, width: int):
     return clone
 
 
+def compile_for_training(model, schedule, weight_decay: float, label_smoothing: float, jit: str) -> None:
+    """SGD with Nesterov momentum on label-smoothed cross-entropy; ``jit`` is Keras's ``jit_compile``
+    ("auto", "on" or "off": which is fastest depends on the backend, see bench/training_speed.py)."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+        jit_compile={"auto": "auto", "on": True, "off": False}[jit],
+    )
+
+
 def train(args: argparse.Namespace) -> None:
     import keras
 
@@ -265,11 +278,7 @@ def train(args: argparse.Namespace) -> None:
             warmup_target=args.lr if warmup else None,
             warmup_steps=warmup,
         )
-    model.compile(
-        optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=args.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
-        metrics=["accuracy"],
-    )
+    compile_for_training(model, schedule, args.weight_decay, args.label_smoothing, args.jit)
     callbacks = [
         # Kept after the last epoch too: a run stopped by its time limit must resume, and a finished one
         # run again only exports again.
@@ -353,6 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
     p.add_argument("--steps", type=int, default=0, help="steps per epoch instead of a full pass (smoke tests)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32")
+    p.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="Keras jit_compile (XLA)")
     p.add_argument("--verbose", type=int, default=2, help="Keras progress display: 0 silent, 1 bar, 2 per epoch")
     return p.parse_args(argv)
 
