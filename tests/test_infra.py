@@ -340,27 +340,27 @@ def glob_match(pattern: str, path: str) -> bool:
     return re.fullmatch(_glob_regex(pattern), path) is not None
 
 
-def _walk_files(start: Path, max_depth: int | None) -> Iterator[str]:
-    """Files under `start`, as paths relative to ROOT, at most `max_depth` path segments long."""
+def _walk_files(start: Path, max_depth: int | None, root: Path) -> Iterator[str]:
+    """Files under `start`, as paths relative to `root`, at most `max_depth` path segments long."""
     if not start.is_dir():
         return
-    for directory, dirs, names in os.walk(start):
-        depth = len(Path(directory).relative_to(ROOT).parts)  # segments of a file here: depth + 1
+    for directory, dirs, names in os.walk(start, followlinks=True):  # fileset() follows linked folders
+        depth = len(Path(directory).relative_to(root).parts)  # segments of a file here: depth + 1
         if max_depth is not None and depth + 1 >= max_depth:
             dirs[:] = []  # files further down would be too deep
         if max_depth is not None and depth + 1 > max_depth:
             continue
         for name in names:
             if (Path(directory) / name).is_file():
-                yield (Path(directory) / name).relative_to(ROOT).as_posix()
+                yield (Path(directory) / name).relative_to(root).as_posix()
 
 
-def fileset(pattern: str) -> set[str]:
-    """Terraform's fileset(ROOT, pattern): the files whose relative path matches the glob."""
+def fileset(pattern: str, root: Path = ROOT) -> set[str]:
+    """Terraform's fileset(root, pattern): the files whose relative path matches the glob."""
     if "{" in pattern:
         head, rest = pattern.split("{", 1)
         alternatives, tail = rest.split("}", 1)
-        return set().union(*(fileset(head + alt + tail) for alt in alternatives.split(",")))
+        return set().union(*(fileset(head + alt + tail, root) for alt in alternatives.split(",")))
     segments = pattern.split("/")
     literal: list[str] = []  # walk only below the pattern's fixed leading folders
     for segment in segments[:-1]:
@@ -368,36 +368,50 @@ def fileset(pattern: str) -> set[str]:
             break
         literal.append(segment)
     max_depth = None if "**" in pattern else len(segments)
-    return {path for path in _walk_files(ROOT.joinpath(*literal), max_depth) if glob_match(pattern, path)}
+    return {path for path in _walk_files(root.joinpath(*literal), max_depth, root) if glob_match(pattern, path)}
 
 
-def python_file_selection() -> tuple[set[str], list[str]]:
+def top_level_others(allowed: list[str]) -> list[str]:
+    """Globs matching every single path segment except the allowed names (mirrors source_files.tf)."""
+    prefixes = {name[:i] for name in allowed for i in range(len(name) + 1)}
+    patterns: list[str] = []
+    for prefix in prefixes:
+        following = sorted({name[len(prefix)] for name in allowed if len(name) > len(prefix) and name.startswith(prefix)})
+        patterns.append(f"{prefix}[!{''.join(following)}]*" if following else f"{prefix}?*")
+        if prefix and prefix not in allowed:
+            patterns.append(prefix)
+    return patterns
+
+
+def python_file_selection(root: Path = ROOT) -> tuple[set[str], list[str]]:
     """The zip's allow-list and archive excludes, computed in Python from the literals in source_files.tf.
 
     This mirrors the expressions in infra/source_files.tf; test_python_selection_matches_terraform proves
     the mirror right wherever Terraform can run.
     """
     locals_ = config()["locals"]
-    denied = set(locals_["function_source_denied"])
-    files = {
-        file
-        for pattern in locals_["function_source_patterns"]
-        for file in fileset(pattern)
-        if file not in denied and "__pycache__/" not in file and not file.endswith(".pyc")
-    }
-    top_level = set(locals_["function_known_top_level_dirs"]) | {
-        file.split("/")[0] for pattern in ("*", "*/*", "*/*/*") for file in fileset(pattern)
-    }
+    patterns = locals_["function_source_patterns"]
+    excluded_folders = locals_["function_excluded_folders"]
+
+    def kept(file: str) -> bool:
+        in_excluded = any(file.startswith(f"{folder}/") for folder in excluded_folders)
+        return not in_excluded and "__pycache__/" not in file and not file.endswith(".pyc")
+
+    files = {file for pattern in patterns for file in fileset(pattern, root) if kept(file)}
+    top_level = list(dict.fromkeys(p.split("/")[0] for p in patterns))
+    folders = list(dict.fromkeys(p.split("/")[0] for p in patterns if "/" in p))
+    inside = {f for f in fileset("{" + ",".join(folders) + "}/**", root) if f not in files and kept(f)}
     excludes = (
-        (top_level - set(locals_["function_top_level_allowed"]))
-        | (fileset("{emotion,models}/**") - files)
+        set(top_level_others(top_level))
+        | set(excluded_folders)
         | set(locals_["function_always_excluded"])
+        | inside
     )
     return files, sorted(excludes)
 
 
 @cache
-def terraform_file_selection() -> tuple[set[str], list[str]] | None:
+def terraform_file_selection(root: Path = ROOT) -> tuple[set[str], list[str]] | None:
     """The allow-list and excludes as Terraform itself evaluates source_files.tf, or None without Terraform."""
     if _terraform_argv() is None:
         return None
@@ -406,7 +420,7 @@ def terraform_file_selection() -> tuple[set[str], list[str]] | None:
         Path(work, "variables.tf").write_text('variable "source_dir" {\n  type = string\n}\n')
         done = terraform(
             "console",
-            f"-var=source_dir={ROOT}",
+            f"-var=source_dir={root}",
             cwd=Path(work),
             stdin="jsonencode({files = local.function_files, excludes = local.function_excludes})\n",
         )
@@ -415,23 +429,30 @@ def terraform_file_selection() -> tuple[set[str], list[str]] | None:
     return set(value["files"]), value["excludes"]
 
 
-def file_selection() -> tuple[set[str], list[str]]:
+def file_selection(root: Path = ROOT) -> tuple[set[str], list[str]]:
     """Terraform's own answer where it can run, the Python mirror otherwise."""
-    return terraform_file_selection() or python_file_selection()
+    return terraform_file_selection(root) or python_file_selection(root)
 
 
-def simulated_zip(excludes: list[str]) -> set[str]:
-    """What archive_file with source_dir = ROOT puts in the zip: it walks the tree, skipping a directory
-    whose relative path matches an exclude and leaving out matching files (doublestar matching)."""
+def simulated_zip(excludes: list[str], root: Path = ROOT) -> set[str]:
+    """What archive_file with source_dir = root and exclude_symlink_directories puts in the zip: it walks
+    the tree, skipping a directory (or a linked one) whose relative path matches an exclude, and leaving
+    out matching files (doublestar matching)."""
     zipped: set[str] = set()
-    for directory, dirs, names in os.walk(ROOT):
-        relative = Path(directory).relative_to(ROOT)
-        dirs[:] = sorted(d for d in dirs if not any(glob_match(x, (relative / d).as_posix()) for x in excludes))
+    for directory, dirs, names in os.walk(root):
+        relative = Path(directory).relative_to(root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not (Path(directory) / d).is_symlink()
+            and not any(glob_match(x, (relative / d).as_posix()) for x in excludes)
+        )
         for name in names:
             path = (relative / name).as_posix()
             if not any(glob_match(x, path) for x in excludes):
                 zipped.add(path)
     return zipped
+
 
 
 # === formatting ========================================================================================
@@ -647,46 +668,89 @@ def test_zip_holds_the_model_and_nothing_for_training() -> None:
     served = {str(p.relative_to(ROOT)) for p in (DEFAULT_MODEL, SHORT_RANGE.path, FULL_RANGE.path)}
     for model_file in fileset("models/**/*.tflite") | fileset("models/model.json") | served:
         assert model_file in files, f"{model_file} must be deployed"
-    assert "emotion/train.py" not in files
     for file in files:
         top = file.split("/")[0]
         assert top not in FORBIDDEN_TOP_LEVEL, f"{file} must not be deployed"
+        assert not file.startswith(("emotion/batch/", "emotion/training/")), f"{file} is not serving code"
         assert "__pycache__" not in file and not file.endswith(".pyc"), f"{file} is byte-code"
         if top == "models":
             assert file.endswith(".tflite") or file == "models/model.json", f"{file} is not needed to serve"
 
 
-def test_rule_excludes_unwanted_files_even_before_they_exist() -> None:
-    """The allow-list rule itself, on paths that may not exist in this checkout yet."""
+def test_zip_rule_takes_whole_folders_with_no_per_file_deny_list() -> None:
+    """The rule is folder-level: the package whole, two folders of it left out whole, nothing by file name."""
     locals_ = config()["locals"]
-    patterns, denied = locals_["function_source_patterns"], set(locals_["function_source_denied"])
+    assert "emotion/**" in locals_["function_source_patterns"]
+    assert sorted(locals_["function_excluded_folders"]) == ["emotion/batch", "emotion/training"]
+    assert "function_source_denied" not in locals_, "a per-file deny-list misses the next file nobody listed"
+    archive = config()["data"]["archive_file"]["function_source"]
+    assert archive["exclude_symlink_directories"] is True, "a linked folder could bring in anything"
 
-    def selected(path: str) -> bool:
-        return path not in denied and any(glob_match(p, path) for p in patterns)
 
-    for wanted in (
-        "main.py",
-        "requirements.txt",
-        "emotion/analyze.py",
-        "emotion/web/index.html",
-        "models/emotion.tflite",
-        "models/model.json",
-        "models/face_detection/face_detection_full_range.tflite",
-    ):
-        assert selected(wanted), wanted
-    for unwanted in (
-        "emotion/train.py",
-        "tests/test_infra.py",
-        "bench/run.py",
-        "runs/emotion/emotion.tflite",
-        "data/fer2013/train.npz",
-        ".venv/lib/x.py",
-        "models/confusion_matrix.png",
-        "models/README.md",
-        "requirements-dev.txt",
-        "infra/main.tf",
-    ):
-        assert not selected(unwanted), unwanted
+@pytest.mark.parametrize("allowed", [["emotion", "main.py", "models", "requirements.txt"], ["a", "ab", "b.c"]])
+def test_top_level_globs_match_every_other_name(allowed: list[str]) -> None:
+    """The top-level excludes match each name but the allowed ones (prefixes, extensions, dotfiles alike)."""
+    patterns = top_level_others(allowed)
+    candidates = {name[:i] for name in allowed for i in range(1, len(name) + 1)}
+    candidates |= {name + suffix for name in allowed for suffix in ("x", ".", "_old", "s")}
+    candidates |= {".venv", ".git", "bench", "tests", "x", "E", "Emotion", "emotion2", "model", "mainXpy"}
+    for name in sorted(candidates):
+        excluded = any(glob_match(p, name) for p in patterns)
+        assert excluded == (name not in allowed), f"{name!r} excluded={excluded}, allowed={allowed}"
+
+
+PLANTED_KEPT = {
+    "main.py",
+    "requirements.txt",
+    "emotion/__init__.py",
+    "emotion/analyze.py",
+    "emotion/web/index.html",
+    "emotion/new_module/deep/er/still_serving.py",
+    "models/emotion.tflite",
+    "models/model.json",
+    "models/face_detection/face_detection_short_range.tflite",
+}
+PLANTED_LEFT_OUT = {
+    "new_folder/a/b/c/d/e/deep.py",  # a new top-level folder whose files all sit deep
+    ".hidden/a/b/c/d/secret.txt",
+    "emotionx/a/b/c/d/x.py",  # names that share a prefix with an allowed one
+    "emotio/a/b/c/d/x.py",
+    "model/a/b/c/d/x.tflite",
+    "main.py.bak",
+    "requirements.txt~",
+    "emotion/batch/pipeline.py",  # the two folders of the package that are not serving code
+    "emotion/batch/a/b/c/d/deep.py",
+    "emotion/training/train.py",
+    "emotion/training/a/b/c/d/deep.py",
+    "emotion/__pycache__/analyze.cpython-311.pyc",
+    "emotion/web/__pycache__/x.pyc",
+    "models/README.md",
+    "models/extra/a/b/c/d/deep.tflite",
+    "models/face_detection/notes/a/b/c.tflite",
+}
+
+
+def test_a_file_planted_deep_in_a_new_folder_is_never_zipped(tmp_path: Path) -> None:
+    """The allow-list holds at any depth: Terraform (or its mirror) evaluates the rule on a planted tree and
+    the zip archive_file would write from it holds exactly the allowed files."""
+    for file in PLANTED_KEPT | PLANTED_LEFT_OUT:
+        path = tmp_path / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(file)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    (outside / "a").mkdir(parents=True, exist_ok=True)
+    (outside / "a" / "linked.py").write_text("outside")
+    (tmp_path / "emotion" / "linked").symlink_to(outside, target_is_directory=True)
+
+    files, excludes = file_selection(tmp_path)
+    assert simulated_zip(excludes, tmp_path) == PLANTED_KEPT
+    # fileset() follows the linked folder, archive_file does not (exclude_symlink_directories): the list
+    # Terraform checks may name more than the zip holds, never less.
+    assert {f for f in files if not f.startswith("emotion/linked/")} == PLANTED_KEPT
+    if terraform_file_selection(tmp_path) is not None:
+        python_files, python_excludes = python_file_selection(tmp_path)
+        assert (python_files, python_excludes) == (files, sorted(excludes))
+
 
 
 def test_imports_are_covered_by_requirements() -> None:
