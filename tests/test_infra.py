@@ -376,7 +376,7 @@ def top_level_others(allowed: list[str]) -> list[str]:
     prefixes = {name[:i] for name in allowed for i in range(len(name) + 1)}
     patterns: list[str] = []
     for prefix in prefixes:
-        following = sorted({name[len(prefix)] for name in allowed if len(name) > len(prefix) and name.startswith(prefix)})
+        following = sorted({name[len(prefix)] for name in allowed if name.startswith(prefix) and name != prefix})
         patterns.append(f"{prefix}[!{''.join(following)}]*" if following else f"{prefix}?*")
         if prefix and prefix not in allowed:
             patterns.append(prefix)
@@ -402,10 +402,7 @@ def python_file_selection(root: Path = ROOT) -> tuple[set[str], list[str]]:
     folders = list(dict.fromkeys(p.split("/")[0] for p in patterns if "/" in p))
     inside = {f for f in fileset("{" + ",".join(folders) + "}/**", root) if f not in files and kept(f)}
     excludes = (
-        set(top_level_others(top_level))
-        | set(excluded_folders)
-        | set(locals_["function_always_excluded"])
-        | inside
+        set(top_level_others(top_level)) | set(excluded_folders) | set(locals_["function_always_excluded"]) | inside
     )
     return files, sorted(excludes)
 
@@ -452,7 +449,6 @@ def simulated_zip(excludes: list[str], root: Path = ROOT) -> set[str]:
             if not any(glob_match(x, path) for x in excludes):
                 zipped.add(path)
     return zipped
-
 
 
 # === formatting ========================================================================================
@@ -750,7 +746,6 @@ def test_a_file_planted_deep_in_a_new_folder_is_never_zipped(tmp_path: Path) -> 
     if terraform_file_selection(tmp_path) is not None:
         python_files, python_excludes = python_file_selection(tmp_path)
         assert (python_files, python_excludes) == (files, sorted(excludes))
-
 
 
 def test_imports_are_covered_by_requirements() -> None:
