@@ -51,8 +51,8 @@ output "try_http" {
 }
 
 output "try_upload" {
-  description = "Ready commands that upload photo.jpg and, a little later, print its result."
-  value       = "gsutil cp photo.jpg gs://${google_storage_bucket.data["uploads"].name}/photo.jpg && sleep 30 && gsutil cat gs://${google_storage_bucket.data["results"].name}/${var.results_prefix}photo.jpg.json"
+  description = "Ready commands that upload photo.jpg and, a little later, print its result (the wildcard finds it whether or not the result name carries the source bucket's folder)."
+  value       = "gcloud storage cp photo.jpg gs://${google_storage_bucket.data["uploads"].name}/photo.jpg && sleep 30 && gcloud storage cat 'gs://${google_storage_bucket.data["results"].name}/${var.results_prefix}**/photo.jpg.json'"
 }
 
 output "smoke_test" {

@@ -1105,7 +1105,10 @@ def test_outputs_give_ready_commands() -> None:
     for name in ("http_url", "uploads_bucket", "results_bucket", "try_http", "try_upload"):
         assert name in outputs and outputs[name].get("description"), f"output {name} is missing"
     assert "curl" in outputs["try_http"]["value"] and "print-identity-token" in outputs["try_http"]["value"]
-    assert "gsutil cp" in outputs["try_upload"]["value"]
+    assert "gcloud storage cp" in outputs["try_upload"]["value"]
+    assert outputs["smoke_test"]["value"].startswith("python -m infra.smoke")
+    for name in ("http_url", "uploads_bucket", "results_bucket", "results_prefix"):  # what infra.smoke reads
+        assert name in outputs, name
 
 
 def test_tfvars_example_names_only_declared_variables() -> None:
