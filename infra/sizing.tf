@@ -40,7 +40,8 @@ locals {
   )
 
   # Cloud Run functions' default vCPU for each memory size, used when var.cpu is null:
-  # https://cloud.google.com/functions/docs/configuring/memory (a size between two rows gets the next row's).
+  # https://cloud.google.com/functions/docs/configuring/memory. The page lists these sizes only; a size
+  # between two rows is assumed to get the next row's CPU: set cpu for such a size to be sure.
   default_cpu_by_memory_mib = [[128, 0.083], [256, 0.167], [512, 0.333], [1024, 0.583], [2048, 1], [4096, 2], [8192, 2], [16384, 4], [32768, 8]]
   platform_default_cpu      = [for row in local.default_cpu_by_memory_mib : row[1] if row[0] >= local.memory_mib][0]
   # Concurrency above 1 needs at least 1 vCPU: raise a fractional default to 1, keep a larger one.
