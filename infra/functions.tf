@@ -14,9 +14,10 @@ resource "google_cloudfunctions2_function" "http" {
   description = "Emotion Detector: POST an image, get faces and emotions back; GET serves the web page."
 
   build_config {
-    runtime         = local.python_runtime
-    entry_point     = local.http_entry_point
-    service_account = google_service_account.build.id
+    runtime           = local.python_runtime
+    entry_point       = local.http_entry_point
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
 
     source {
       storage_source {
@@ -35,28 +36,21 @@ resource "google_cloudfunctions2_function" "http" {
     timeout_seconds                  = var.timeout_seconds
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.runtime.email
-    environment_variables            = merge(var.env_overrides, local.common_env, local.http_env)
+    service_account_email            = google_service_account.http.email
+    environment_variables            = merge(var.env_overrides, local.common_env, local.platform_env, local.http_env)
   }
 
   # Checked here once: the storage function below uses the same sizing and overrides.
   lifecycle {
+    # Memory, CPU, concurrency and the limits must agree (sizing.tf).
     precondition {
-      condition     = local.cpu == null || var.concurrency == 1 || try(tonumber(local.cpu) >= 1, false)
-      error_message = "concurrency above 1 needs at least 1 vCPU: set cpu = \"1\" or leave it null."
-    }
-
-    precondition {
-      condition = local.cpu == null || try(
-        (local.memory_mib <= 512 || tonumber(local.cpu) >= 0.5) && (local.memory_mib <= 1024 || tonumber(local.cpu) >= 1),
-        false
-      )
-      error_message = "Cloud Run needs at least 0.5 vCPU above 512Mi and 1 vCPU above 1Gi: raise cpu or leave it null."
+      condition     = length(local.sizing_problems) == 0
+      error_message = join(" ", local.sizing_problems)
     }
 
     precondition {
       condition     = alltrue([for name in keys(var.env_overrides) : contains(local.code_env_vars, name) && !contains(local.managed_env_vars, name)])
-      error_message = "env_overrides may only set variables the code reads and Terraform does not manage: ${join(", ", setsubtract(local.code_env_vars, local.managed_env_vars))}."
+      error_message = "env_overrides may only set variables the code reads and Terraform does not manage: ${join(", ", sort(setsubtract(local.code_env_vars, local.managed_env_vars)))}."
     }
   }
 
@@ -69,9 +63,10 @@ resource "google_cloudfunctions2_function" "gcs" {
   description = "Emotion Detector: analyzes each photo uploaded to the uploads bucket and writes a result JSON to the results bucket."
 
   build_config {
-    runtime         = local.python_runtime
-    entry_point     = local.gcs_entry_point
-    service_account = google_service_account.build.id
+    runtime           = local.python_runtime
+    entry_point       = local.gcs_entry_point
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
 
     source {
       storage_source {
@@ -91,8 +86,8 @@ resource "google_cloudfunctions2_function" "gcs" {
     # Eventarc delivers through Pub/Sub, which counts as internal traffic: nothing else can reach it.
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
-    environment_variables          = merge(var.env_overrides, local.common_env, local.gcs_env)
+    service_account_email          = google_service_account.gcs.email
+    environment_variables          = merge(var.env_overrides, local.common_env, local.platform_env, local.gcs_env)
   }
 
   event_trigger {

@@ -1,23 +1,39 @@
 # Emotion Detector on Google Cloud: one `terraform apply` from an empty project to two working functions.
 #
-#   main.tf          provider, names, settings handed to the code, the APIs
-#   storage.tf       the uploads, results and source buckets
+#   main.tf          providers, names, settings handed to the code, the APIs
+#   sizing.tf        memory, CPU, concurrency and the limits the code enforces, checked against each other
+#   storage.tf       the uploads, results and source buckets, and the optional encryption key's grant
 #   source_files.tf  which repository files go into the function zip (an allow-list)
 #   source.tf        the zip and its upload
-#   iam.tf           service accounts and every role they hold
+#   iam.tf           service accounts, service agents and every role they hold; the build's image repository
 #   functions.tf     the HTTP and the storage-triggered function, and who may call them
 
 provider "google" {
-  project = var.project_id
-  region  = var.region
+  project        = var.project_id
+  region         = var.region
+  default_labels = local.labels
+}
 
-  default_labels = merge(var.labels, {
-    app        = "emotion-detector"
-    managed-by = "terraform"
-  })
+# Used only for google_project_service_identity (iam.tf).
+provider "google-beta" {
+  project        = var.project_id
+  region         = var.region
+  default_labels = local.labels
+}
+
+# The project number names the bucket Cloud Functions copies the function source into (iam.tf).
+data "google_project" "this" {
+  project_id = var.project_id
+
+  depends_on = [google_project_service.apis]
 }
 
 locals {
+  labels = merge(var.labels, {
+    app        = "emotion-detector"
+    managed-by = "terraform"
+  })
+
   # Cloud Functions runtime for the Python the project targets (3.11); tests/test_infra.py checks both agree.
   python_runtime = "python311"
 
@@ -32,11 +48,6 @@ locals {
   results_bucket_name = "${var.project_id}-${var.name_prefix}-results"
   source_bucket_name  = "${var.project_id}-${var.name_prefix}-source"
 
-  memory_mib = tonumber(regex("^([0-9]+)(Mi|Gi)$", var.memory)[0]) * (endswith(var.memory, "Gi") ? 1024 : 1)
-  # Cloud Run serves concurrent requests only with at least one whole vCPU; otherwise the platform's
-  # default for the memory size applies (null), unless var.cpu says otherwise.
-  cpu = var.cpu != null ? var.cpu : (var.concurrency > 1 ? "1" : null)
-
   # Every environment variable the code reads (emotion/config.py ENV_VARS); the test keeps the two equal.
   code_env_vars = [
     "MAX_IMAGE_BYTES",
@@ -45,6 +56,7 @@ locals {
     "DETECT_MAX_SIDE",
     "DETECT_MIN_FACE",
     "MAX_PARALLEL_ANALYSES",
+    "INSTANCE_MEMORY_MIB",
     "RESULTS_BUCKET",
     "RESULTS_PREFIX",
     "MAX_EVENT_AGE_SECONDS",
@@ -52,11 +64,10 @@ locals {
     "LOG_LEVEL",
   ]
 
-  # Settings both functions read.
-  common_env = {
-    MAX_IMAGE_BYTES = tostring(var.max_image_bytes)
-    LOG_LEVEL       = var.log_level
-  }
+  # Settings both functions read: the limits chosen for the memory they have (sizing.tf), the log level.
+  common_env = merge(local.sizing_env, {
+    LOG_LEVEL = var.log_level
+  })
   # The HTTP function answers browsers, so it needs the CORS origin; it writes nothing to a bucket.
   http_env = {
     CORS_ALLOW_ORIGIN = var.cors_allow_origin

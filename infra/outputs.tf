@@ -18,9 +18,19 @@ output "source_bucket" {
   value       = google_storage_bucket.source.name
 }
 
-output "runtime_service_account" {
-  description = "Identity both functions run as."
-  value       = google_service_account.runtime.email
+output "results_prefix" {
+  description = "Folder in the results bucket that results are written under."
+  value       = var.results_prefix
+}
+
+output "service_accounts" {
+  description = "The module's identities: what each function runs as, what delivers events, what builds."
+  value = {
+    http    = google_service_account.http.email
+    gcs     = google_service_account.gcs.email
+    trigger = google_service_account.trigger.email
+    build   = google_service_account.build.email
+  }
 }
 
 output "functions" {
@@ -41,8 +51,13 @@ output "try_http" {
 }
 
 output "try_upload" {
-  description = "Ready commands that upload photo.jpg and, a little later, print its result."
-  value       = "gsutil cp photo.jpg gs://${google_storage_bucket.data["uploads"].name}/photo.jpg && sleep 30 && gsutil cat gs://${google_storage_bucket.data["results"].name}/${var.results_prefix}photo.jpg.json"
+  description = "Ready commands that upload photo.jpg and, a little later, print its result (the wildcard finds it whether or not the result name carries the source bucket's folder)."
+  value       = "gcloud storage cp photo.jpg gs://${google_storage_bucket.data["uploads"].name}/photo.jpg && sleep 30 && gcloud storage cat 'gs://${google_storage_bucket.data["results"].name}/${var.results_prefix}**/photo.jpg.json'"
+}
+
+output "smoke_test" {
+  description = "The command that checks this deployment end to end (run it from the repository root)."
+  value       = "python -m infra.smoke --tf-dir infra"
 }
 
 output "try_web_page" {

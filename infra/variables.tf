@@ -37,7 +37,7 @@ variable "labels" {
 }
 
 variable "memory" {
-  description = "Memory per function instance. The serving process peaks at about 150 MB with one request in flight, so 256Mi holds one request; raise it with concurrency."
+  description = "Memory per function instance. sizing.tf checks that it holds the measured worst case of the requests in flight (concurrency) and picks MAX_PARALLEL_ANALYSES for it; the default holds one request of the largest accepted image."
   type        = string
   default     = "256Mi"
 
@@ -53,21 +53,23 @@ variable "memory" {
       && tonumber(regex("^([0-9]+)(Mi|Gi)$", var.memory)[0]) * (endswith(var.memory, "Gi") ? 1024 : 1) <= 32768,
       false
     )
-    error_message = "memory must be between 256Mi (the measured peak is about 150 MB) and 32Gi."
+    error_message = "memory must be between 256Mi and 32Gi (Cloud Run's largest)."
   }
 }
 
 variable "cpu" {
-  description = "vCPUs per instance, as a string (\"0.5\", \"1\", \"2\"). null: the platform's default for the memory size (0.167 at 256Mi) when concurrency is 1, and 1 when concurrency is above 1, which Cloud Run requires."
+  description = "vCPUs per instance, as a string (\"0.5\", \"1\", \"2\"). null: the platform's default for the memory size (0.167 at 256Mi), raised to 1 when concurrency is above 1, which Cloud Run requires."
   type        = string
   default     = null
 
   validation {
+    # Cloud Run: from 0.08 to 1 in steps of 0.001, or a whole 1, 2, 4, 6 or 8.
     condition = var.cpu == null || try(
-      (tonumber(var.cpu) >= 0.08 && tonumber(var.cpu) < 1) || contains([1, 2, 4, 6, 8], tonumber(var.cpu)),
+      (tonumber(var.cpu) >= 0.08 && tonumber(var.cpu) < 1 && floor(tonumber(var.cpu) * 1000) == tonumber(var.cpu) * 1000)
+      || contains([1, 2, 4, 6, 8], tonumber(var.cpu)),
       false
     )
-    error_message = "cpu must be between 0.08 and 1, or one of 1, 2, 4, 6 and 8."
+    error_message = "cpu must be from 0.08 to 1 in steps of 0.001, or one of 1, 2, 4, 6 and 8."
   }
 }
 
@@ -83,14 +85,14 @@ variable "max_instances" {
 }
 
 variable "concurrency" {
-  description = "Requests one instance serves at once. 1 fits the 256Mi default; above 1 needs at least 1 vCPU and memory for each extra image in flight."
+  description = "Requests one instance serves at once (also functions-framework's THREADS, as Google advises for Python). 1 fits the 256Mi default; above 1 needs at least 1 vCPU and the memory sizing.tf asks for."
   type        = number
   default     = 1
 
   validation {
-    # The Python runtime of Cloud Run functions serves at most 8 requests per instance at once.
-    condition     = var.concurrency >= 1 && var.concurrency <= 8 && floor(var.concurrency) == var.concurrency
-    error_message = "concurrency must be a whole number from 1 to 8 (the Python runtime's limit)."
+    # Cloud Run functions take up to 1000; the memory check in sizing.tf bounds it far below that.
+    condition     = var.concurrency >= 1 && var.concurrency <= 1000 && floor(var.concurrency) == var.concurrency
+    error_message = "concurrency must be a whole number from 1 to 1000."
   }
 }
 
@@ -125,6 +127,20 @@ variable "invoker_members" {
   }
 }
 
+variable "uploader_members" {
+  description = "Principals allowed to upload photos: roles/storage.objectCreator on the uploads bucket only (they can neither read nor replace objects, and cannot write the results bucket)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for member in var.uploader_members :
+      can(regex("^(user|group|serviceAccount|domain|principal|principalSet):.+$", member))
+    ])
+    error_message = "Each uploader must be user:, group:, serviceAccount:, domain:, principal: or principalSet: (never allUsers)."
+  }
+}
+
 variable "upload_retention_days" {
   description = "Days an uploaded photo is kept before the bucket deletes it (uploads are personal data: keep this short)."
   type        = number
@@ -148,7 +164,7 @@ variable "result_retention_days" {
 }
 
 variable "noncurrent_retention_days" {
-  description = "Days an overwritten or deleted object version survives (versioning protects against mistakes; this bounds what it costs)."
+  description = "Days an overwritten or deleted function zip survives in the source bucket (the data buckets keep no old versions)."
   type        = number
   default     = 7
 
@@ -177,6 +193,28 @@ variable "max_image_bytes" {
   validation {
     condition     = var.max_image_bytes >= 1024 && var.max_image_bytes <= 32000000 && floor(var.max_image_bytes) == var.max_image_bytes
     error_message = "max_image_bytes must be a whole number from 1024 to 32000000."
+  }
+}
+
+variable "max_image_pixels" {
+  description = "Largest image accepted, in pixels (MAX_IMAGE_PIXELS). It may not exceed the size the worst case in sizing.tf was measured at."
+  type        = number
+  default     = 40000000
+
+  validation {
+    condition     = var.max_image_pixels >= 1 && floor(var.max_image_pixels) == var.max_image_pixels
+    error_message = "max_image_pixels must be a positive whole number."
+  }
+}
+
+variable "max_parallel_analyses" {
+  description = "Analyses one instance runs at once (MAX_PARALLEL_ANALYSES). null: the most the memory holds by the measured worst case, at most concurrency."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_parallel_analyses == null || try(var.max_parallel_analyses >= 1 && floor(var.max_parallel_analyses) == var.max_parallel_analyses, false)
+    error_message = "max_parallel_analyses must be null or a positive whole number."
   }
 }
 
@@ -227,6 +265,17 @@ variable "iam_propagation_wait" {
   validation {
     condition     = can(regex("^[0-9]+s$", var.iam_propagation_wait))
     error_message = "iam_propagation_wait must be a number of seconds such as 120s."
+  }
+}
+
+variable "kms_key_name" {
+  description = "Cloud KMS key that encrypts the uploads and results buckets (customer-managed encryption), as projects/P/locations/L/keyRings/R/cryptoKeys/K in the buckets' region. null: Google-managed encryption."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
+    error_message = "kms_key_name must be a key's full name: projects/P/locations/L/keyRings/R/cryptoKeys/K."
   }
 }
 

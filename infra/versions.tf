@@ -9,6 +9,12 @@ terraform {
       # google_cloudfunctions2_function; 8.x may rename things, so it is opted into by hand.
       version = ">= 6.0.0, < 8.0.0"
     }
+    google-beta = {
+      source = "hashicorp/google-beta"
+      # google_project_service_identity, which creates the Eventarc and Pub/Sub service agents (iam.tf),
+      # is only in the beta provider. Same range as google: the two are released together.
+      version = ">= 6.0.0, < 8.0.0"
+    }
     archive = {
       source = "hashicorp/archive"
       # 2.5 matches `excludes` as glob patterns (doublestar) and refuses to write an empty archive.
@@ -16,7 +22,7 @@ terraform {
     }
     time = {
       source = "hashicorp/time"
-      # time_sleep waits out IAM propagation on the first apply (see iam.tf).
+      # time_sleep lets new grants propagate on the first apply (see iam.tf).
       version = ">= 0.9.0, < 1.0.0"
     }
   }

