@@ -2,7 +2,7 @@
 
 ``python -m bench.training_speed [--steps 30] [--configs tf-bf16-b128 torch-fp32-b128 ...]`` writes
 ``bench/out/training_speed.json``. Each configuration runs in a fresh process (the backend is fixed at import):
-the training step of ``emotion.train`` (same model, augmentation, optimizer and loss) on FER2013-shaped faces,
+the training step of ``emotion.training.train`` (same model, augmentation, optimizer and loss) on FER2013-shaped faces,
 a few warm-up steps, then ``--steps`` timed ones. Wall time and the process's CPU time are both recorded:
 CPU seconds per step are the figure to compare when the machine is shared (a niced training run, other work).
 """
@@ -36,7 +36,7 @@ CHILD = """
 import json, sys, time
 import numpy as np
 import keras
-from emotion.train import build_model, compile_for_training, make_dataset
+from emotion.training.train import build_model, compile_for_training, make_dataset
 bf16, batch, jit, steps, warmup = {bf16}, {batch}, {jit!r}, {steps}, {warmup}
 keras.utils.set_random_seed(1)
 if bf16:

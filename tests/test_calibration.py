@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from emotion import EMOTIONS, EmotionClassifier, ModelError
-from emotion.calibrate import fit_temperature
 from emotion.classifier import DEFAULT_MODEL, apply_temperature
-from emotion.metrics import calibration
+from emotion.training.calibrate import fit_temperature
+from emotion.training.metrics import calibration
 
 from .conftest import ROOT
 
@@ -96,7 +96,10 @@ def test_calibrate_fits_on_held_out_faces_and_records_the_temperature(tmp_path) 
     model = tmp_path / DEFAULT_MODEL.name
     argv = ["--model", str(model), "--data", str(tmp_path / "held.npz"), "--val", str(tmp_path / "val.npz")]
     subprocess.run(
-        [sys.executable, "-m", "emotion.calibrate", *argv, "--write"], cwd=ROOT, check=True, capture_output=True
+        [sys.executable, "-m", "emotion.training.calibrate", *argv, "--write"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     card = json.loads((tmp_path / "model.json").read_text())
     assert 0.05 <= card["temperature"] < 1.0

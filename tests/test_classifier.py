@@ -110,7 +110,7 @@ def test_the_astronaut_is_happy(classifier: EmotionClassifier, astronaut: np.nda
 
 def test_serving_never_imports_tensorflow() -> None:
     code = (
-        "import sys, main, emotion.evaluate\n"
+        "import sys, main, emotion.training.evaluate\n"
         "print([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')])"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""``python -m emotion.evaluate``: figures that are right for a known split, as text and as JSON."""
+"""``python -m emotion.training.evaluate``: figures that are right for a known split, as text and as JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emotion import EMOTIONS, EmotionClassifier
-from emotion.metrics import report
+from emotion.training.metrics import report
 
 from .conftest import ROOT, SHARED_DATA
 
@@ -41,7 +41,7 @@ def test_evaluate_command_agrees_with_the_classifier(tmp_path) -> None:
     np.savez(split, x=x, y=y.astype(np.uint8))
 
     as_json = subprocess.run(
-        [sys.executable, "-m", "emotion.evaluate", str(split), "--json"],
+        [sys.executable, "-m", "emotion.training.evaluate", str(split), "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -52,7 +52,11 @@ def test_evaluate_command_agrees_with_the_classifier(tmp_path) -> None:
     assert set(figures) >= {"macro_recall", "per_class_recall", "confusion_matrix", "model", "calibration"}
 
     as_text = subprocess.run(
-        [sys.executable, "-m", "emotion.evaluate", str(split)], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "emotion.training.evaluate", str(split)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "accuracy      0.7500" in as_text.stdout and "confusion matrix" in as_text.stdout
 
@@ -62,7 +66,7 @@ def test_committed_model_meets_its_card_on_the_validation_split() -> None:
     """The figures in models/model.json are what the committed model really scores (CI has the data)."""
     card = json.loads((ROOT / "models" / "model.json").read_text())
     out = subprocess.run(
-        [sys.executable, "-m", "emotion.evaluate", str(SHARED_DATA / "fer2013" / "val.npz"), "--json"],
+        [sys.executable, "-m", "emotion.training.evaluate", str(SHARED_DATA / "fer2013" / "val.npz"), "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""``python -m emotion.photo_crops``: faces cut by the serving pipeline, split by person."""
+"""``python -m emotion.training.photo_crops``: faces cut by the serving pipeline, split by person."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 
-from emotion.photo_crops import main, split_people
+from emotion.training.photo_crops import main, split_people
 
 from .conftest import encode
 

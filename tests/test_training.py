@@ -30,7 +30,7 @@ def _tiny_split(path, count: int, seed: int) -> None:
 
 
 def test_train_export_and_serve(tmp_path) -> None:
-    from emotion.train import main
+    from emotion.training.train import main
 
     _tiny_split(tmp_path / "train.npz", 96, 1)
     _tiny_split(tmp_path / "val.npz", 32, 2)
@@ -71,7 +71,7 @@ def test_train_export_and_serve(tmp_path) -> None:
 
 def test_a_resumed_run_knows_where_it_stopped(tmp_path) -> None:
     """The data seed of a resumed run moves on by the epochs already trained, so it replays none of them."""
-    from emotion.train import resumed_epoch
+    from emotion.training.train import resumed_epoch
 
     backup = tmp_path / "backup"
     assert resumed_epoch(backup) == 0
@@ -81,9 +81,9 @@ def test_a_resumed_run_knows_where_it_stopped(tmp_path) -> None:
 
 
 def test_export_writes_a_model_and_card_that_serve(tmp_path) -> None:
-    """Trained weights → ``emotion.export`` → a .tflite with a matching model.json (over a stale one)."""
-    from emotion.export import main as export
-    from emotion.train import main as train
+    """Trained weights → ``emotion.training.export`` → a .tflite with a matching model.json (over a stale one)."""
+    from emotion.training.export import main as export
+    from emotion.training.train import main as train
 
     _tiny_split(tmp_path / "train.npz", 64, 3)
     _tiny_split(tmp_path / "val.npz", 32, 4)
@@ -114,7 +114,7 @@ def test_export_writes_a_model_and_card_that_serve(tmp_path) -> None:
 
 
 def test_the_holdout_keeps_a_tenth_of_each_class_apart() -> None:
-    from emotion.train import holdout_split
+    from emotion.training.train import holdout_split
 
     labels = np.repeat(np.arange(len(EMOTIONS)), [400, 40, 410, 720, 500, 480, 320])
     kept, held = holdout_split(labels, 0.1, seed=7)
@@ -126,7 +126,7 @@ def test_the_holdout_keeps_a_tenth_of_each_class_apart() -> None:
 
 
 def test_cosine_restarts_end_where_each_doubled_cycle_ends() -> None:
-    from emotion.train import cycle_ends
+    from emotion.training.train import cycle_ends
 
     assert cycle_ends(20, 300) == {20, 60, 140, 300}
     assert cycle_ends(20, 299) == {20, 60, 140}
@@ -135,7 +135,7 @@ def test_cosine_restarts_end_where_each_doubled_cycle_ends() -> None:
 
 def test_a_run_stopped_by_its_time_limit_resumes_and_finishes(tmp_path) -> None:
     """--time-limit stops after an epoch, keeps the backup and no final weights; the same command finishes."""
-    from emotion.train import main
+    from emotion.training.train import main
 
     _tiny_split(tmp_path / "train.npz", 64, 5)
     _tiny_split(tmp_path / "val.npz", 16, 6)
@@ -174,7 +174,7 @@ def test_training_runs_without_tensorflow_on_another_backend(tmp_path) -> None:
     import sys
 
     pytest.importorskip("torch", reason="the other-backend test needs torch (requirements-dev.txt)")
-    from emotion.export import main as export
+    from emotion.training.export import main as export
 
     from .conftest import ROOT
 
@@ -183,7 +183,7 @@ def test_training_runs_without_tensorflow_on_another_backend(tmp_path) -> None:
     run = tmp_path / "run"
     argv = ["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"), "--run-dir", str(run)]
     argv += ["--epochs", "2", "--steps", "2", "--batch", "16", "--width", "8", "--verbose", "0", "--no-bf16"]
-    code = f"{NO_TENSORFLOW}\nfrom emotion.train import main\nmain({argv!r})"
+    code = f"{NO_TENSORFLOW}\nfrom emotion.training.train import main\nmain({argv!r})"
     env = {**os.environ, "KERAS_BACKEND": "torch"}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
     info = json.loads((run / "train_info.json").read_text())

@@ -1,4 +1,4 @@
-"""``python -m emotion.validate_photos``: pipeline figures on labelled photos."""
+"""``python -m emotion.training.validate_photos``: pipeline figures on labelled photos."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_figures_on_photos_the_test_builds(tmp_path, astronaut) -> None:
         "image,emotion,person\nsmile.jpg,happy,a\nmirror.png,sad,a\nbroken.jpg,happy,b\nskip.jpg,contempt,c\n"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "emotion.validate_photos", str(tmp_path / "labels.csv"), "--json"],
+        [sys.executable, "-m", "emotion.training.validate_photos", str(tmp_path / "labels.csv"), "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -41,7 +41,7 @@ def test_figures_on_photos_the_test_builds(tmp_path, astronaut) -> None:
 def test_real_photos_sample() -> None:
     """An evenly spread sample of the labelled photos: the pipeline must clearly beat the majority guess."""
     out = subprocess.run(
-        [sys.executable, "-m", "emotion.validate_photos", str(PHOTOS), "--limit", "300", "--json"],
+        [sys.executable, "-m", "emotion.training.validate_photos", str(PHOTOS), "--limit", "300", "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,9 +1,9 @@
 """Cut labelled photos into 48x48 training faces with the serving pipeline's own detector and crop,
 split by person so no one is in both parts.
 
-``python -m emotion.photo_crops LABELS.csv --out-dir runs/photos`` writes ``train.npz``/``val.npz`` (the
+``python -m emotion.training.photo_crops LABELS.csv --out-dir runs/photos`` writes ``train.npz``/``val.npz`` (the
 ``x``/``y``/``names`` format of the FER2013 files) and ``val.csv`` (the held-out rows, for
-``emotion.validate_photos``).
+``emotion.training.validate_photos``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How often the whole pipeline (decode → detect → classify) gets the labelled emotion of real photos.
 
-``python -m emotion.validate_photos LABELS.csv [--images DIR] [--json]`` where the CSV has columns
+``python -m emotion.training.validate_photos LABELS.csv [--images DIR] [--json]`` where the CSV has columns
 ``image, emotion`` (as in ``facial_expressions/labels.csv``) and images lie in ``DIR`` (default: ``images/``
 beside the CSV).
 """
@@ -21,7 +21,7 @@ from emotion.classifier import EmotionClassifier
 from emotion.config import Settings
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
-from emotion.metrics import format_report, report
+from emotion.training.metrics import format_report, report
 
 
 def validate(labels: Path, images: Path, analyzer: Analyzer, limit: int = 0) -> dict:

@@ -1,6 +1,6 @@
 """Evaluate the served model (LiteRT, exactly as the function runs it) on an ``x``/``y`` npz split.
 
-``python -m emotion.evaluate PATH.npz [--model FILE] [--json]``
+``python -m emotion.training.evaluate PATH.npz [--model FILE] [--json]``
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from emotion.classifier import EmotionClassifier
 from emotion.labels import EMOTIONS
-from emotion.metrics import calibration, format_report, report
+from emotion.training.metrics import calibration, format_report, report
 
 
 def probabilities(classifier: EmotionClassifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:

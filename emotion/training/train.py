@@ -1,6 +1,6 @@
 """Train the emotion CNN on FER2013 with Keras and export it for LiteRT serving.
 
-Run as ``python -m emotion.train --train PATH/train.npz --val PATH/val.npz``. Training is
+Run as ``python -m emotion.training.train --train PATH/train.npz --val PATH/val.npz``. Training is
 resumable: the run directory keeps a backup that ``--resume`` (the default) continues from.
 TensorFlow is imported here only; the serving path never imports this module.
 """
@@ -248,7 +248,7 @@ def train(args: argparse.Namespace) -> None:
         kept, held = holdout_split(y_train, args.holdout, args.seed)
         np.savez_compressed(run_dir / "holdout.npz", x=x_train[held], y=y_train[held], index=held)
         x_train, y_train = x_train[kept], y_train[kept]
-    for extra in args.extra:  # e.g. photo crops cut by emotion.photo_crops, repeated to weigh more
+    for extra in args.extra:  # e.g. photo crops cut by emotion.training.photo_crops, repeated to weigh more
         x_extra, y_extra = load_split(extra)
         x_train = np.concatenate([x_train, *[x_extra] * args.extra_repeat])
         y_train = np.concatenate([y_train, *[y_extra] * args.extra_repeat])
@@ -312,7 +312,9 @@ def train(args: argparse.Namespace) -> None:
         size = export_tflite(float32_copy(model, args.width), out, args.quantization)
         print(f"exported {out} ({size} bytes, {args.quantization}) after {seconds:.0f} s")
     else:
-        print(f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with python -m emotion.export")
+        print(
+            f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with python -m emotion.training.export"
+        )
     info = {
         "epochs": args.epochs,
         "backend": keras.backend.backend(),

@@ -1,6 +1,6 @@
 """Fit the served model's calibration temperature on held-out faces and record it in ``model.json``.
 
-``python -m emotion.calibrate --data HELD.npz [--data MORE.npz] --val PATH/val.npz [--write]``
+``python -m emotion.training.calibrate --data HELD.npz [--data MORE.npz] --val PATH/val.npz [--write]``
 
 The temperature divides the log of the averaged test-time-view probabilities (``classifier.apply_temperature``),
 so it is fitted on exactly what serving computes, with the model's own views. It must be fitted on faces the
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from emotion.classifier import DEFAULT_MODEL, EmotionClassifier, apply_temperature
-from emotion.evaluate import probabilities
-from emotion.metrics import calibration
+from emotion.training.evaluate import probabilities
+from emotion.training.metrics import calibration
 
 #: The search range of the temperature (the same range ``model.json`` may hold).
 T_RANGE = (0.05, 20.0)

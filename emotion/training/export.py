@@ -1,7 +1,7 @@
 """Export trained weights as the served model: choose quantization and test-time views by measurement,
 then write ``models/emotion.tflite``, ``models/model.json`` and the model card's pictures.
 
-``python -m emotion.export --weights runs/emotion/final.keras [more.keras ...] --val PATH/val.npz``
+``python -m emotion.training.export --weights runs/emotion/final.keras [more.keras ...] --val PATH/val.npz``
 
 Several weight files make one ensemble model (their probabilities averaged inside one graph), so
 serving still makes a single LiteRT call per request.
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from emotion.classifier import EmotionClassifier
-from emotion.evaluate import predict_split
 from emotion.labels import EMOTIONS
-from emotion.metrics import report
+from emotion.training.evaluate import predict_split
+from emotion.training.metrics import report
 
 #: A quantization or TTA choice must buy at least this much validation accuracy to be worth its cost.
 MIN_GAIN = 0.003
@@ -137,7 +137,7 @@ def load_ensemble(weights: list[str], width: int):
     """One Keras model: the trained network, or the average of several trained copies of it."""
     import keras
 
-    from emotion.train import build_model
+    from emotion.training.train import build_model
 
     members = []
     for i, path in enumerate(weights):
@@ -152,10 +152,12 @@ def load_ensemble(weights: list[str], width: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from emotion.train import export_tflite, load_split
+    from emotion.training.train import export_tflite, load_split
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--weights", required=True, nargs="+", help=".keras or .weights.h5 files from emotion.train")
+    p.add_argument(
+        "--weights", required=True, nargs="+", help=".keras or .weights.h5 files from emotion.training.train"
+    )
     p.add_argument("--val", required=True, help="the validation npz")
     p.add_argument("--run-dir", default="runs/emotion", help="where history.csv and train_info.json are")
     p.add_argument("--out-dir", default="models")

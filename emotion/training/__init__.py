@@ -1,0 +1,1 @@
+"""Model tooling: training, export, calibration and evaluation. Never part of the deployed function."""
