@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from emotion.errors import ModelError
-from emotion.labels import EMOTIONS
+from emotion.labels import EMOTIONS, INPUT_SIZE
 from emotion.litert import MODELS_DIR, load_interpreter
 
 DEFAULT_MODEL = MODELS_DIR / "emotion.tflite"
@@ -51,7 +51,7 @@ def read_model_info(model_path: Path) -> ModelInfo:
         name=meta.get("name", model_path.stem),
         version=meta.get("version", "unversioned"),
         sha256=digest,
-        input_size=int(meta.get("input_size", 48)),
+        input_size=int(meta.get("input_size", INPUT_SIZE)),
         flip_tta=bool(meta.get("flip_tta", False)),
         zoom_tta=bool(meta.get("zoom_tta", False)),
         temperature=calibration_temperature(meta, card),

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from emotion.classifier import DEFAULT_MODEL, EmotionClassifier, apply_temperature
+from emotion.training.data import load_split, load_splits
 from emotion.training.evaluate import probabilities
 from emotion.training.metrics import calibration
 
@@ -45,22 +46,12 @@ def fit_temperature(probs: np.ndarray, truth: np.ndarray, tolerance: float = 1e-
     return float(np.exp((low + high) / 2))
 
 
-def load_faces(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Faces and labels of one or more ``x``/``y`` npz files, concatenated."""
-    faces, labels = [], []
-    for path in paths:
-        with np.load(path) as data:
-            faces.append(data["x"])
-            labels.append(data["y"].astype(np.int64))
-    return np.concatenate(faces), np.concatenate(labels)
-
-
 def measure(model: Path, fit_paths: list[str], val_path: str) -> dict[str, Any]:
     """Fit the temperature on ``fit_paths`` and measure the validation split before and after."""
     raw = EmotionClassifier(model, temperature=1.0)
-    faces, truth = load_faces(fit_paths)
+    faces, truth = load_splits(fit_paths)
     temperature = fit_temperature(probabilities(raw, faces), truth)
-    val_faces, val_truth = load_faces([val_path])
+    val_faces, val_truth = load_split(val_path)
     val_probs = probabilities(raw, val_faces)
     return {
         "temperature": round(temperature, 4),

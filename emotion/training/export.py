@@ -9,12 +9,11 @@ serving still makes a single LiteRT call per request.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
 import tempfile
-import time
+from dataclasses import MISSING, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,10 @@ from typing import Any
 import numpy as np
 
 from emotion.classifier import EmotionClassifier
-from emotion.labels import EMOTIONS
-from emotion.training.evaluate import predict_split
+from emotion.labels import EMOTIONS, INPUT_SIZE
+from emotion.training.cli import option, parse_config
+from emotion.training.data import load_split
+from emotion.training.evaluate import per_face_ms, predict_split
 from emotion.training.metrics import report
 
 #: A quantization or TTA choice must buy at least this much validation accuracy to be worth its cost.
@@ -34,19 +35,6 @@ TTA_STEPS = ((False, False), (True, False), (True, True))
 
 def tta_name(tta: tuple[bool, bool]) -> str:
     return "+".join(name for name, on in zip(("flip", "zoom"), tta, strict=True) if on) or "none"
-
-
-def per_face_ms(model: Path, tta: tuple[bool, bool], repeats: int = 300) -> float:
-    """Median time of one single-face ``predict`` on one thread (what one request with one face pays)."""
-    classifier = EmotionClassifier(model, flip_tta=tta[0], zoom_tta=tta[1])
-    face = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
-    classifier.predict(face)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        classifier.predict(face)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
 
 
 def choose(
@@ -151,27 +139,27 @@ def load_ensemble(weights: list[str], width: int):
     return keras.Model(inputs, outputs, name="emotion_ensemble")
 
 
-def main(argv: list[str] | None = None) -> int:
-    from emotion.training.train import export_tflite, load_split
+@dataclass(frozen=True)
+class ExportConfig:
+    """What one export is told; ``--help`` lists it from here."""
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--weights", required=True, nargs="+", help=".keras or .weights.h5 files from emotion.training.train"
+    weights: tuple[str, ...] = option(MISSING, ".keras or .weights.h5 files from emotion.training.train", nargs="+")
+    val: str = option(MISSING, "the validation npz")
+    run_dir: str = option("runs/emotion", "where history.csv and train_info.json are")
+    out_dir: str = option("models", "where emotion.tflite, model.json and the pictures go")
+    width: int = option(32, "filters of the first block (as trained)")
+    version: str = option(datetime.now(UTC).strftime("%Y.%m.%d"), "the model version results report")
+    train_seconds: float = option(0.0, "wall-clock training time to record")
+    data: str = option("FER2013 Training (train.npz, 28,709 images)", "training data, in words")
+    base_run: tuple[str, ...] = option(
+        (), "run directories of the trainings this one fine-tuned, first one first, to record them too", nargs="*"
     )
-    p.add_argument("--val", required=True, help="the validation npz")
-    p.add_argument("--run-dir", default="runs/emotion", help="where history.csv and train_info.json are")
-    p.add_argument("--out-dir", default="models")
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--version", default=datetime.now(UTC).strftime("%Y.%m.%d"))
-    p.add_argument("--train-seconds", type=float, default=0.0, help="wall-clock training time to record")
-    p.add_argument("--data", default="FER2013 Training (train.npz, 28,709 images)", help="training data, in words")
-    p.add_argument(
-        "--base-run",
-        nargs="*",
-        default=[],
-        help="run directories of the trainings this one fine-tuned, first one first, to record them too",
-    )
-    args = p.parse_args(argv)
+
+
+def export(args: ExportConfig) -> dict[str, Any]:
+    """Convert, choose quantization and views by measurement, write the model, its card and pictures;
+    returns the card."""
+    from emotion.training.train import export_tflite
 
     model = load_ensemble(args.weights, args.width)
     faces, truth = load_split(args.val)
@@ -184,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         quant, tta, trials, figures = choose(candidates, faces, truth)
         # Timed where it was made: a model.json left in the output folder describes the old file.
         chosen = candidates[quant]
-        face_ms = per_face_ms(chosen, tta)
+        face_ms = per_face_ms(EmotionClassifier(chosen, flip_tta=tta[0], zoom_tta=tta[1]))
         target = out / "emotion.tflite"
         target.write_bytes(chosen.read_bytes())
     run_dir = Path(args.run_dir)
@@ -196,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
         "bytes": target.stat().st_size,
         "classes": list(EMOTIONS),
-        "input_size": 48,
-        "input": "float32 (N, 48, 48, 1): grayscale face crops resized to 48x48, pixel values 0..255",
+        "input_size": INPUT_SIZE,
+        "input": f"float32 (N, {INPUT_SIZE}, {INPUT_SIZE}, 1): grayscale face crops resized to "
+        f"{INPUT_SIZE}x{INPUT_SIZE}, pixel values 0..255",
         "preprocessing": "square crop around the face with 10% margin, grayscale, INTER_AREA resize; "
         "the model rescales to 0..1 itself",
         "quantization": quant,
@@ -221,12 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     histories = [Path(d) / "history.csv" for d in (*args.base_run, run_dir)]
     plot_curves([h for h in histories if h.is_file()], out / "training_curves.png")
     plot_confusion(np.array(figures["confusion_matrix"]["rows_true_columns_predicted"]), out / "confusion_matrix.png")
-    print(
-        json.dumps(
-            {k: card[k] for k in ("quantization", "flip_tta", "zoom_tta", "bytes", "per_face_ms_one_thread")}
-            | {"accuracy": figures["accuracy"], "macro_recall": figures["macro_recall"]}
-        )
-    )
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    card = export(parse_config(ExportConfig, argv, __doc__.splitlines()[0]))
+    figures = card["validation"]
+    summary = {k: card[k] for k in ("quantization", "flip_tta", "zoom_tta", "bytes", "per_face_ms_one_thread")}
+    print(json.dumps(summary | {"accuracy": figures["accuracy"], "macro_recall": figures["macro_recall"]}))
     return 0
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion.labels import EMOTIONS
+from emotion.labels import EMOTIONS, INPUT_SIZE
 
 #: The CSV's label numbers (0 Angry, 1 Disgust, 2 Fear, 3 Happy, 4 Sad, 5 Surprise, 6 Neutral) in our order.
 CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -25,7 +25,6 @@ CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 CSV_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 #: The image layout's folders and the file each becomes.
 FOLDER_SPLITS = {"train": "train", "test": "val"}
-SIDE = 48
 
 
 def from_csv(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -34,10 +33,10 @@ def from_csv(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
     with path.open(newline="") as handle:
         for number, row in enumerate(csv.DictReader(handle), start=2):
             pixels = np.array(row["pixels"].split(), dtype=np.uint8)
-            if pixels.size != SIDE * SIDE or row["Usage"] not in CSV_SPLITS:
-                raise ValueError(f"{path}:{number}: expected {SIDE * SIDE} pixels and a known Usage")
+            if pixels.size != INPUT_SIZE * INPUT_SIZE or row["Usage"] not in CSV_SPLITS:
+                raise ValueError(f"{path}:{number}: expected {INPUT_SIZE * INPUT_SIZE} pixels and a known Usage")
             label = EMOTIONS.index(CSV_LABELS[int(row["emotion"])])
-            parts[CSV_SPLITS[row["Usage"]]].append((pixels.reshape(SIDE, SIDE), label, f"row{number}"))
+            parts[CSV_SPLITS[row["Usage"]]].append((pixels.reshape(INPUT_SIZE, INPUT_SIZE), label, f"row{number}"))
     return {name: _stack(items) for name, items in parts.items() if items}
 
 
@@ -53,8 +52,8 @@ def from_folders(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarr
                 face = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
                 if face is None:
                     raise ValueError(f"{file} is not an image")
-                if face.shape != (SIDE, SIDE):
-                    face = cv2.resize(face, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+                if face.shape != (INPUT_SIZE, INPUT_SIZE):
+                    face = cv2.resize(face, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
                 items.append((face, label, f"{emotion}/{file.name}"))
         if items:
             parts[name] = _stack(items)

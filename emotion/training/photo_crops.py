@@ -18,6 +18,7 @@ from emotion.analyze import Analyzer
 from emotion.config import Settings
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
+from emotion.training.data import read_labels
 
 
 def split_people(people: list[str], val_fraction: float, seed: int) -> set[str]:
@@ -36,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args(argv)
     images = args.images or args.labels.parent / "images"
-    with args.labels.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["emotion"] in EMOTIONS]
+    rows = read_labels(args.labels)
     held_out = split_people([row["person"] for row in rows], args.val_fraction, args.seed)
 
     analyzer = Analyzer(Settings())

@@ -7,23 +7,17 @@ TensorFlow is imported here only; the serving path never imports this module.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
+from dataclasses import MISSING, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from emotion.labels import EMOTIONS
-
-INPUT_SIZE = 48
-
-
-def load_split(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Load an ``x``/``y`` npz split (uint8 N x 48 x 48 faces and class indices)."""
-    with np.load(path) as data:
-        return data["x"].astype(np.uint8), data["y"].astype(np.int64)
+from emotion.labels import EMOTIONS, INPUT_SIZE
+from emotion.training.cli import option, parse_config
+from emotion.training.data import load_split
 
 
 def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -234,139 +228,145 @@ def compile_for_training(model, schedule, weight_decay: float, label_smoothing: 
     )
 
 
-def train(args: argparse.Namespace) -> None:
-    import keras
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run is told; ``python -m emotion.training.train --help`` lists it from here."""
 
-    keras.utils.set_random_seed(args.seed)
-    if args.bf16:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    train: str = option(MISSING, "npz with x (N,48,48 uint8) and y")
+    val: str = option(MISSING, "npz used for the progress display only")
+    extra: tuple[str, ...] = option((), "more training data in the same npz format (repeatable)")
+    extra_repeat: int = option(1, "how many times the --extra data is repeated")
+    init: str | None = option(None, "start from these weights (.keras or .weights.h5) instead of random ones")
+    out: str = option("models/emotion.tflite", "where to write the .tflite model")
+    run_dir: str = option("runs/emotion", "checkpoints, history.csv and the final .keras")
+    epochs: int = option(60, "epochs in all (a resumed run counts those done)")
+    batch: int = option(128, "batch size")
+    lr: float = option(0.05, "peak learning rate")
+    warmup: int = option(2, "warm-up epochs (plain cosine schedule only)")
+    cycle: int = option(0, "cosine restarts: first cycle in epochs, each next one twice as long; 0: one cosine")
+    time_limit: float = option(0.0, "stop (resumably) before this many seconds; 0: no limit")
+    holdout: float = option(0.0, "fraction of each class held out for calibration (written to holdout.npz)")
+    weight_decay: float = option(5e-4, "SGD weight decay")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
+    class_weight_power: float = option(0.35, "class weights: inverse frequency to this power")
+    width: int = option(32, "filters of the first block")
+    dropout: float = option(0.4, "dropout before and after the dense layer")
+    augment: float = option(1.0, "scale of the augmentation ranges")
+    quantization: str = option("float16", "quantization of the .tflite written", choices=("float16", "int8"))
+    seed: int = option(1234, "random seed (weights, holdout, data order)")
+    limit: int = option(0, "use only the first N images (smoke tests)")
+    steps: int = option(0, "steps per epoch instead of a full pass (smoke tests)")
+    bf16: bool = option(True, "train in mixed bfloat16 (--no-bf16: float32)")
+    jit: str = option("auto", "Keras jit_compile (XLA)", choices=("auto", "on", "off"))
+    verbose: int = option(2, "Keras progress display: 0 silent, 1 bar, 2 per epoch")
 
-    x_train, y_train = load_split(args.train)
-    if args.holdout:  # the held-out faces are written beside the run, for fitting the temperature
-        kept, held = holdout_split(y_train, args.holdout, args.seed)
+
+def training_data(config: TrainConfig, run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training faces (less the held-out part, plus any extra data) and validation faces."""
+    x_train, y_train = load_split(config.train)
+    if config.holdout:  # the held-out faces are written beside the run, for fitting the temperature
+        kept, held = holdout_split(y_train, config.holdout, config.seed)
         np.savez_compressed(run_dir / "holdout.npz", x=x_train[held], y=y_train[held], index=held)
         x_train, y_train = x_train[kept], y_train[kept]
-    for extra in args.extra:  # e.g. photo crops cut by emotion.training.photo_crops, repeated to weigh more
+    for extra in config.extra:  # e.g. photo crops cut by emotion.training.photo_crops, repeated to weigh more
         x_extra, y_extra = load_split(extra)
-        x_train = np.concatenate([x_train, *[x_extra] * args.extra_repeat])
-        y_train = np.concatenate([y_train, *[y_extra] * args.extra_repeat])
-    x_val, y_val = load_split(args.val)
-    # A resumed run must not replay the shuffling and augmentation of the epochs it already trained.
-    data_seed = args.seed + resumed_epoch(run_dir / "backup")
-    if args.limit:
-        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
-        x_val, y_val = x_val[: args.limit], y_val[: args.limit]
-    if len(x_train) < args.batch:  # batches drop their remainder: there would be nothing to train on
-        raise SystemExit(f"{len(x_train)} training images are fewer than one batch of {args.batch}")
-    train_ds = make_dataset(x_train, y_train, args.batch, data_seed, True, args.augment, args.steps)
-    val_ds = make_dataset(x_val, y_val, 256, args.seed, train=False)
-    steps = args.steps or max(1, len(x_train) // args.batch)
+        x_train = np.concatenate([x_train, *[x_extra] * config.extra_repeat])
+        y_train = np.concatenate([y_train, *[y_extra] * config.extra_repeat])
+    x_val, y_val = load_split(config.val)
+    if config.limit:
+        x_train, y_train = x_train[: config.limit], y_train[: config.limit]
+        x_val, y_val = x_val[: config.limit], y_val[: config.limit]
+    if len(x_train) < config.batch:  # batches drop their remainder: there would be nothing to train on
+        raise SystemExit(f"{len(x_train)} training images are fewer than one batch of {config.batch}")
+    return x_train, y_train, x_val, y_val
 
-    model = build_model(args.width, args.dropout)
-    if args.init:  # fine-tuning starts from trained weights
-        model.load_weights(args.init)
-    total = steps * args.epochs
-    warmup = steps * args.warmup
-    if args.cycle:  # cosine restarts: each cycle twice as long as the last, a snapshot at each cycle's end
-        schedule = keras.optimizers.schedules.CosineDecayRestarts(args.lr, steps * args.cycle, t_mul=2.0)
-    else:
-        schedule = keras.optimizers.schedules.CosineDecay(  # linear warm-up (if any), then cosine to zero
-            0.0 if warmup else args.lr,
-            decay_steps=max(1, total - warmup),
-            warmup_target=args.lr if warmup else None,
-            warmup_steps=warmup,
-        )
-    compile_for_training(model, schedule, args.weight_decay, args.label_smoothing, args.jit)
+
+def learning_rate(config: TrainConfig, steps: int):
+    """Cosine restarts (``cycle``) or one cosine decay to zero after a linear warm-up."""
+    import keras
+
+    if config.cycle:
+        return keras.optimizers.schedules.CosineDecayRestarts(config.lr, steps * config.cycle, t_mul=2.0)
+    warmup = steps * config.warmup
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else config.lr,
+        decay_steps=max(1, steps * config.epochs - warmup),
+        warmup_target=config.lr if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train (resuming the run directory's backup if there is one), save the weights, export on TensorFlow;
+    returns what ``train_info.json`` records (empty when stopped by the time limit, to be resumed)."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    if config.bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    x_train, y_train, x_val, y_val = training_data(config, run_dir)
+    # A resumed run must not replay the shuffling and augmentation of the epochs it already trained.
+    data_seed = config.seed + resumed_epoch(run_dir / "backup")
+    train_ds = make_dataset(x_train, y_train, config.batch, data_seed, True, config.augment, config.steps)
+    val_ds = make_dataset(x_val, y_val, 256, config.seed, train=False)
+    steps = config.steps or max(1, len(x_train) // config.batch)
+
+    model = build_model(config.width, config.dropout)
+    if config.init:  # fine-tuning starts from trained weights
+        model.load_weights(config.init)
+    compile_for_training(model, learning_rate(config, steps), config.weight_decay, config.label_smoothing, config.jit)
+    limit = time_limit(model, config.time_limit or float("inf"))
     callbacks = [
         # Kept after the last epoch too: a run stopped by its time limit must resume, and a finished one
         # run again only exports again.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        limit,
     ]
-    if args.cycle:
-        callbacks.append(snapshots(model, run_dir, cycle_ends(args.cycle, args.epochs)))
-    limit = time_limit(model, args.time_limit or float("inf"))
-    callbacks.append(limit)
+    if config.cycle:
+        callbacks.append(snapshots(model, run_dir, cycle_ends(config.cycle, config.epochs)))
     started = time.time()
     model.fit(
         train_ds,
         validation_data=val_ds,
-        epochs=args.epochs,
+        epochs=config.epochs,
         steps_per_epoch=steps,
-        class_weight=class_weights(y_train, args.class_weight_power),
+        class_weight=class_weights(y_train, config.class_weight_power),
         callbacks=callbacks,
-        verbose=args.verbose,
+        verbose=config.verbose,
     )
     seconds = time.time() - started
     if limit.stopped:
         model.save(run_dir / "last.keras")
         print(f"stopped by --time-limit after {seconds:.0f} s; the same command resumes from {run_dir / 'backup'}")
-        return
+        return {}
     model.save(run_dir / "final.keras")
     size = None
     if keras.backend.backend() == "tensorflow":  # elsewhere there is no converter: export where TF is
-        out = Path(args.out)
+        out = Path(config.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        size = export_tflite(float32_copy(model, args.width), out, args.quantization)
-        print(f"exported {out} ({size} bytes, {args.quantization}) after {seconds:.0f} s")
+        size = export_tflite(float32_copy(model, config.width), out, config.quantization)
+        print(f"exported {out} ({size} bytes, {config.quantization}) after {seconds:.0f} s")
     else:
-        print(
-            f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with python -m emotion.training.export"
-        )
-    info = {
-        "epochs": args.epochs,
+        print(f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with emotion.training.export")
+    recorded = ("epochs", "batch", "lr", "cycle", "holdout", "seed", "width", "dropout", "augment", "extra_repeat")
+    info = {name: getattr(config, name) for name in recorded} | {
         "backend": keras.backend.backend(),
-        "batch": args.batch,
-        "lr": args.lr,
-        "cycle": args.cycle,
-        "holdout": args.holdout,
-        "seed": args.seed,
-        "width": args.width,
-        "dropout": args.dropout,
-        "augment": args.augment,
         "train_seconds_this_process": round(seconds, 1),
         "train_images": len(x_train),
-        "extra": [str(e) for e in args.extra],
-        "extra_repeat": args.extra_repeat,
-        "init": args.init,
-        "quantization": args.quantization,
+        "extra": list(config.extra),
+        "init": config.init,
+        "quantization": config.quantization,
         "tflite_bytes": size,
     }
     (run_dir / "train_info.json").write_text(json.dumps(info, indent=2))
+    return info
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train", required=True, help="npz with x (N,48,48 uint8) and y")
-    p.add_argument("--val", required=True, help="npz used for the progress display only")
-    p.add_argument("--extra", action="append", default=[], help="more training data in the same npz format")
-    p.add_argument("--extra-repeat", type=int, default=1, help="how many times the --extra data is repeated")
-    p.add_argument("--init", help="start from these weights (.keras or .weights.h5) instead of random ones")
-    p.add_argument("--out", default="models/emotion.tflite", help="where to write the .tflite model")
-    p.add_argument("--run-dir", default="runs/emotion", help="checkpoints, history.csv and the final .keras")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--warmup", type=int, default=2, help="warm-up epochs")
-    p.add_argument("--cycle", type=int, default=0, help="cosine restarts: first cycle in epochs (doubling)")
-    p.add_argument("--time-limit", type=float, default=0, help="stop (resumably) before this many seconds")
-    p.add_argument("--holdout", type=float, default=0.0, help="fraction of each class held out for calibration")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--class-weight-power", type=float, default=0.35)
-    p.add_argument("--width", type=int, default=32, help="filters of the first block")
-    p.add_argument("--dropout", type=float, default=0.4, help="dropout before and after the dense layer")
-    p.add_argument("--augment", type=float, default=1.0, help="scale of the augmentation ranges")
-    p.add_argument("--quantization", choices=("float16", "int8"), default="float16")
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
-    p.add_argument("--steps", type=int, default=0, help="steps per epoch instead of a full pass (smoke tests)")
-    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in float32")
-    p.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="Keras jit_compile (XLA)")
-    p.add_argument("--verbose", type=int, default=2, help="Keras progress display: 0 silent, 1 bar, 2 per epoch")
-    return p.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    return parse_config(TrainConfig, argv, __doc__.splitlines()[0])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,6 @@ beside the CSV).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections import Counter
@@ -21,13 +20,13 @@ from emotion.classifier import EmotionClassifier
 from emotion.config import Settings
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
+from emotion.training.data import read_labels
 from emotion.training.metrics import format_report, report
 
 
 def validate(labels: Path, images: Path, analyzer: Analyzer, limit: int = 0) -> dict:
     """Figures for the dominant emotion per photo, plus how faces were found."""
-    with labels.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["emotion"] in EMOTIONS]
+    rows = read_labels(labels)
     if limit:
         rows = rows[:: max(1, len(rows) // limit)][:limit]
     truth, predicted, detections = [], [], Counter()
