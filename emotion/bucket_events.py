@@ -193,12 +193,12 @@ def marker_name(event: ObjectEvent, settings: Settings) -> str:
     return f"{settings.results_prefix}{ATTEMPTS_FOLDER}{identity}.{event.generation}"
 
 
-def parse_count(value: Any, maximum: int = MAX_GENERATION) -> int | None:
-    """A metadata value as a non-negative integer, or None when it is missing or malformed."""
+def parse_count(value: Any) -> int | None:
+    """A metadata value as a non-negative int64, or None when it is missing or malformed."""
     if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
         return None
     number = int(value)
-    return number if number <= maximum else None
+    return number if number <= MAX_GENERATION else None
 
 
 def needs_live_generation(generation: int, stored: StoredResult | None) -> bool:
@@ -302,43 +302,36 @@ def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client,
 
     marker = marker_name(event, settings)
     attempts, marker_generation = _read_attempts(results, marker)
+    limit = settings.max_image_bytes
     if attempts >= MAX_ATTEMPTS:
         result, message = gave_up_body(attempts), "error result stored: gave up"
         fields["attempts"] = attempts
+    elif event.size > limit:  # refused without a download (the size is what Cloud Storage stored)
+        result = error_body(ImageTooLargeError.code, f"the object is {event.size} bytes; the limit is {limit}")
+        message = "error result stored"
     else:
-        analyzed = _analyze(client, event, analyzer, results, marker, attempts, marker_generation)
+        _count_attempt(results, marker, attempts, marker_generation)  # from here a crash, timeout or error counts
+        analyzed = _analyze(client, event, analyzer)
         if analyzed is None:
+            _forget_attempts(results, marker)
             return _outcome("skipped: object no longer exists", fields)
         result, message = analyzed, "error result stored" if "error" in analyzed else "result stored"
     result["source"] = event.source()
     message = _store(client, results, target, event, verdict, result, message)
-    with contextlib.suppress(gexc.NotFound):
-        results.blob(marker).delete(retry=STORAGE_RETRY)
+    _forget_attempts(results, marker)
     if "error" in result:
         fields["code"] = result["error"]["code"]
     return _outcome(message, fields, logging.ERROR if message.endswith("gave up") else logging.INFO)
 
 
-def _analyze(
-    client: storage.Client,
-    event: ObjectEvent,
-    analyzer: Analyzer,
-    results: storage.Bucket,
-    marker: str,
-    attempts: int,
-    marker_generation: int,
-) -> dict[str, Any] | None:
+def _analyze(client: storage.Client, event: ObjectEvent, analyzer: Analyzer) -> dict[str, Any] | None:
     """The result or error result for the event's object; None when that generation is gone."""
-    limit = analyzer.settings.max_image_bytes
-    if event.size > limit:  # refused without a download (size is what Cloud Storage stored)
-        return error_body(ImageTooLargeError.code, f"the object is {event.size} bytes; the limit is {limit}")
     try:
-        data = _download(client, event, limit)
+        data = _download(client, event, analyzer.settings.max_image_bytes)
     except gexc.NotFound:
         return None
     except EmotionError as exc:
         return error_body(exc.code, str(exc))
-    _count_attempt(results, marker, attempts, marker_generation)  # a crash or timeout from here on is counted
     try:
         return analyzer.analyze(data)
     except EmotionError as exc:
@@ -373,14 +366,19 @@ def _read_attempts(results: storage.Bucket, name: str) -> tuple[int, int]:
         marker.reload(retry=STORAGE_RETRY)
     except gexc.NotFound:
         return 0, 0
-    return parse_count((marker.metadata or {}).get(ATTEMPTS_KEY), MAX_ATTEMPTS) or 0, int(marker.generation or 0)
+    return parse_count((marker.metadata or {}).get(ATTEMPTS_KEY)) or 0, int(marker.generation or 0)
+
+
+def _forget_attempts(results: storage.Bucket, name: str) -> None:
+    with contextlib.suppress(gexc.NotFound):
+        results.blob(name).delete(retry=STORAGE_RETRY)
 
 
 def _count_attempt(results: storage.Bucket, name: str, attempts: int, generation: int) -> None:
     """Record one more attempt before analysing, so a delivery that dies still counts."""
     for _ in range(WRITE_ROUNDS):
         marker = results.blob(name)
-        marker.metadata = {ATTEMPTS_KEY: str(min(attempts + 1, MAX_ATTEMPTS))}
+        marker.metadata = {ATTEMPTS_KEY: str(attempts + 1)}
         try:
             marker.upload_from_string(
                 b"", content_type="text/plain", if_generation_match=generation, retry=STORAGE_RETRY

@@ -284,6 +284,7 @@ def test_a_missing_object_is_dropped(function, client) -> None:
     data = {"bucket": BUCKET, "name": "gone.jpg", "generation": "123", "contentType": "image/jpeg", "size": "10"}
     assert function.deliver_twice(data) == ["skipped: object no longer exists"] * 2
     assert _result(client, "gone.jpg") is None
+    assert not _marker(client, BUCKET, "gone.jpg", 123).exists()  # the attempt was counted, then forgotten
 
 
 def test_old_events_are_dropped(function, client, astronaut_jpeg) -> None:
@@ -532,9 +533,13 @@ handle_event(ObjectEvent.parse(json.loads(sys.argv[1]), None), Dies(), storage.C
 """
 
 
+def _marker(client: storage.Client, bucket: str, name: str, generation: object) -> storage.Blob:
+    identity = hashlib.sha256(f"{bucket}/{name}".encode()).hexdigest()[:32]
+    return client.bucket(bucket).blob(f"results/.attempts/{identity}.{generation}")
+
+
 def _attempts(client: storage.Client, blob: storage.Blob) -> int | None:
-    identity = hashlib.sha256(f"{blob.bucket.name}/{blob.name}".encode()).hexdigest()[:32]
-    marker = client.bucket(blob.bucket.name).get_blob(f"results/.attempts/{identity}.{blob.generation}")
+    marker = client.bucket(blob.bucket.name).get_blob(_marker(client, BUCKET, blob.name, blob.generation).name)
     return None if marker is None else int(marker.metadata["attempts"])
 
 
@@ -594,6 +599,21 @@ def test_an_object_whose_analysis_raised_twice_gets_an_error_result(function, cl
     newer = _upload(client, "poison/raises.png", _gray(34), "image/png")
     assert function.send(_event_data(newer)).status_code == 200
     assert "faces" in _result(client, blob.name)
+
+
+@pytest.mark.parametrize(
+    ("count", "outcome", "code"),
+    [("many", "result stored", None), ("7", "error result stored: gave up", "internal")],
+)
+def test_a_planted_attempt_marker_counts_only_when_well_formed(function, client, count, outcome, code) -> None:
+    """A marker is trusted like a result: in the same bucket an uploader can plant one (see the README)."""
+    blob = _upload(client, f"poison/planted-{count}.png", _gray(35), "image/png")
+    planted = _marker(client, BUCKET, blob.name, blob.generation)
+    planted.metadata = {"attempts": count}
+    planted.upload_from_string(b"")
+    assert function.deliver_twice(_event_data(blob)) == [outcome, "skipped: result already stored"]
+    assert _result(client, blob.name).get("error", {}).get("code") == code
+    assert _attempts(client, blob) is None
 
 
 # --- storage faults are retried by the platform ----------------------------------------------------
