@@ -65,6 +65,10 @@ class MalformedEventError(ValueError):
     """The event payload is not a storage object event; it is logged and acknowledged, never retried."""
 
 
+class StorageRaceError(RuntimeError):
+    """Concurrent deliveries won every precondition race in a row; the event fails and is redelivered."""
+
+
 @dataclass(frozen=True)
 class ObjectEvent:
     """The fields of a ``google.cloud.storage.object.v1.finalized`` event that the handler uses."""
@@ -267,7 +271,7 @@ def handle_delivery(
     event_id: Any,
     data: Any,
     analyzer: Analyzer,
-    client: Callable[[], storage.Client],
+    make_client: Callable[[], storage.Client],
 ) -> str:
     """One CloudEvent delivery: only ``FINALIZED`` is analyzed; malformed events are logged and dropped."""
     if event_type != FINALIZED:
@@ -276,14 +280,14 @@ def handle_delivery(
         event = ObjectEvent.parse(data, event_time)
     except MalformedEventError as exc:
         return _outcome("dropped a malformed event", {"error": str(exc), "event_id": event_id}, logging.ERROR)
-    return handle_event(event, analyzer, client())
+    return handle_event(event, analyzer, make_client())
 
 
 def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client, *, now: datetime | None = None) -> str:
     """Process one event and say what happened.
 
-    Raises for what a retry may fix (storage errors, lost races); any other failure after the download
-    (an unexpected exception, a crash, a timeout) is counted by the attempt marker.
+    Raises for what a retry may fix (storage errors, lost races); any failure after screening (an
+    unexpected exception, a crash, a timeout) is counted by the attempt marker before the retry.
     """
     settings = analyzer.settings
     fields: dict[str, Any] = {"bucket": event.bucket, "object": event.name, "generation": event.generation}
@@ -375,7 +379,7 @@ def _forget_attempts(results: storage.Bucket, name: str) -> None:
 
 
 def _count_attempt(results: storage.Bucket, name: str, attempts: int, generation: int) -> None:
-    """Record one more attempt before analysing, so a delivery that dies still counts."""
+    """Record one more attempt before the download, so a delivery that dies or raises still counts."""
     for _ in range(WRITE_ROUNDS):
         marker = results.blob(name)
         marker.metadata = {ATTEMPTS_KEY: str(attempts + 1)}
@@ -386,7 +390,7 @@ def _count_attempt(results: storage.Bucket, name: str, attempts: int, generation
             return
         except gexc.PreconditionFailed:  # a concurrent delivery counted too: count on top of it
             attempts, generation = _read_attempts(results, name)
-    raise RuntimeError("could not record the attempt: too many concurrent deliveries")
+    raise StorageRaceError("could not record the attempt: too many concurrent deliveries")
 
 
 class _CappedSink:
@@ -450,7 +454,7 @@ def _store(
             verdict = _judge(client, results, target, event)
             if verdict.skip:
                 return "skipped: result stored by a concurrent delivery"
-    raise RuntimeError("could not store the result: too many concurrent writers")
+    raise StorageRaceError("could not store the result: too many concurrent writers")
 
 
 def _timestamp(value: Any) -> datetime | None:
