@@ -513,6 +513,38 @@ def test_one_event_delivered_twice_at_once_stores_one_result(function, client) -
             }
 
 
+@pytest.mark.parametrize(
+    ("lag", "outcome"),
+    [(0, "skipped: result stored by a concurrent delivery"), (1, "result stored")],
+    ids=["same-generation", "older-generation"],
+)
+def test_a_result_written_during_the_analysis_is_judged_again(client, gcs_log, lag, outcome) -> None:
+    """Deterministic: another delivery stores a result while this one analyzes, so the write meets a 412."""
+    from emotion.bucket_events import ObjectEvent, handle_event
+    from emotion.config import Settings
+
+    blob = _upload(client, f"interloper/{lag}.png", _gray(45), "image/png")
+
+    class Interloper:
+        settings = Settings()
+
+        def analyze(self, data: bytes) -> dict:
+            other = client.bucket(BUCKET).blob(f"results/{blob.name}.json")
+            other.metadata = {"source-generation": str(blob.generation - lag)}
+            other.upload_from_string(b'{"by": "the other delivery"}', content_type="application/json")
+            return {"by": "this delivery"}
+
+    event = ObjectEvent.parse(_event_data(blob), None)
+    assert handle_event(event, Interloper(), client) == outcome
+    stored = client.bucket(BUCKET).get_blob(f"results/{blob.name}.json")
+    by = json.loads(stored.download_as_bytes())["by"]
+    assert (by, stored.metadata["source-generation"]) == (
+        ("the other delivery" if lag == 0 else "this delivery"),
+        str(blob.generation),
+    )
+    assert [r.getMessage() for r in gcs_log] == [outcome]
+
+
 # --- the poison guard ------------------------------------------------------------------------------
 
 # A handler process whose analysis dies (as an out-of-memory kill would) or hangs (as a timeout would).
