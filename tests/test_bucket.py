@@ -638,6 +638,15 @@ def test_an_object_whose_analysis_raised_twice_gets_an_error_result(function, cl
     assert "faces" in _result(client, blob.name)
 
 
+def test_an_attempt_counted_by_a_concurrent_delivery_is_counted_on_top(client) -> None:
+    from emotion.bucket_events import _count_attempt, _read_attempts
+
+    results, name = client.bucket(BUCKET), "results/.attempts/counted-twice.1"
+    _count_attempt(results, name, 0, 0)
+    _count_attempt(results, name, 0, 0)  # read before the first was written: its precondition fails, it reads again
+    assert _read_attempts(results, name)[0] == 2
+
+
 @pytest.mark.parametrize(
     ("count", "outcome", "code"),
     [("many", "result stored", None), ("7", "error result stored: gave up", "internal")],
