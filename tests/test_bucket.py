@@ -665,19 +665,22 @@ def test_a_planted_attempt_marker_counts_only_when_well_formed(function, client,
 # --- storage faults are retried by the platform ----------------------------------------------------
 
 
-def test_a_storage_outage_fails_the_event_so_the_platform_retries(monkeypatch) -> None:
-    """With storage unreachable, the handler raises (a 500 at the HTTP edge) instead of dropping the event."""
+def test_a_storage_outage_fails_the_event_and_the_retry_succeeds(monkeypatch, client, astronaut_jpeg) -> None:
+    """With storage unreachable the handler raises (a 500 at the HTTP edge), so the platform redelivers."""
     from emotion import bucket_events
     from emotion.analyze import Analyzer
     from emotion.bucket_events import ObjectEvent, handle_event
 
+    blob = _upload(client, "outage.jpg", astronaut_jpeg, "image/jpeg")
+    event = ObjectEvent.parse(_event_data(blob), None)
     monkeypatch.setattr(bucket_events, "STORAGE_RETRY", bucket_events.STORAGE_RETRY.with_timeout(1.0))
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # nothing listens there
-    dead = storage.Client(project="test")
-    event = ObjectEvent.parse(
-        {"bucket": BUCKET, "name": "a.jpg", "generation": "1", "contentType": "image/jpeg", "size": "100"},
-        datetime.now(UTC).isoformat(),
-    )
+    with monkeypatch.context() as patch:
+        patch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+        dead = storage.Client(project="test")
+    analyzer = Analyzer()
     with pytest.raises(Exception) as raised:
-        handle_event(event, Analyzer(), dead)
+        handle_event(event, analyzer, dead)
     assert "onnect" in repr(raised.value) or "RetryError" in repr(raised.value)
+    assert _attempts(client, blob) is None  # nothing was counted: the outage is not the object's fault
+    assert handle_event(event, analyzer, client) == "result stored"  # the redelivery, storage back
+    assert _result(client, "outage.jpg")["dominant_emotion"] == "happy"
