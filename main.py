@@ -6,7 +6,6 @@ client is made on the first bucket event, so the HTTP function never imports or 
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
 ANALYZER = default_analyzer()
 logs.configure(ANALYZER.settings.log_level)
-log = logging.getLogger("emotion.main")
 _client_lock = threading.Lock()
 _client: storage.Client | None = None
 
@@ -36,15 +34,13 @@ def analyze_http(request: flask.Request) -> flask.Response:
 
 @functions_framework.cloud_event
 def analyze_gcs(cloud_event: CloudEvent) -> None:
-    """On ``google.cloud.storage.object.v1.finalized``: analyze the object and store its result JSON."""
-    from emotion.bucket_events import ObjectEvent, handle_event
+    """Analyze each ``google.cloud.storage.object.v1.finalized`` object once; other events are logged and acked."""
+    from emotion.bucket_events import handle_delivery
 
-    try:
-        event = ObjectEvent.parse(cloud_event.data, cloud_event.get("time"))
-    except (ValueError, TypeError) as exc:
-        log.error("dropped a malformed event", extra={"error": str(exc), "event_id": cloud_event.get("id")})
-        return
-    handle_event(event, ANALYZER, storage_client())
+    attributes = cloud_event.get_attributes()
+    handle_delivery(
+        attributes.get("type"), attributes.get("time"), attributes.get("id"), cloud_event.data, ANALYZER, storage_client
+    )
 
 
 def storage_client() -> storage.Client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,20 @@ def overlaps_astronaut_face(box: dict, shift: tuple[int, int] = (0, 0)) -> bool:
     inter = ix * iy
     union = fw * fh + box["width"] * box["height"] - inter
     return inter / union > 0.5
+
+
+@pytest.fixture
+def gcs_log() -> Iterator[list[logging.LogRecord]]:
+    """The log records of the storage edge (``emotion.gcs``) while a test runs it in this process."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("emotion.gcs")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
