@@ -94,9 +94,10 @@ resource "google_cloudfunctions2_function" "gcs" {
     # The trigger must sit in the uploads bucket's region (the bucket is created in var.region).
     trigger_region = var.region
     event_type     = local.storage_event_type
-    # A failed analysis (an error the code raises) is redelivered with backoff; the code drops events
-    # older than MAX_EVENT_AGE_SECONDS and skips photos whose result already exists, so retries end and
-    # a redelivery never writes twice.
+    # A failed delivery (storage unavailable, a lost precondition race, a crash or a timeout) is
+    # redelivered with backoff. The code drops events older than MAX_EVENT_AGE_SECONDS, skips photos whose
+    # result already exists, and after two failed attempts at one generation (counted in a marker object,
+    # crashes and timeouts included) stores an error result instead: retries end and nothing writes twice.
     retry_policy          = "RETRY_POLICY_RETRY"
     service_account_email = google_service_account.trigger.email
 
