@@ -108,6 +108,12 @@ def tiers_tables() -> str:
     by_name = {tier.name: tier for tier in TIERS}
     rows += [
         "",
+        f"Cost: request-based billing in Tier 1 regions, ${cost.PRICE_PER_VCPU_SECOND:.6f} per vCPU-second, "
+        f"${cost.PRICE_PER_GIB_SECOND:.7f} per GiB-second, ${cost.PRICE_PER_REQUEST * 1e6:.2f} per million requests "
+        "(`bench/cost.py` says where and when they were read), before the monthly free tier. A photo billed alone "
+        "is its p50 rounded up to 100 ms; on a busy instance, its mean time back to back. A cold start is billed "
+        "too, and adds its time to the request that waits for it.",
+        "",
         "| tier | $ per instance-second | 1,000 astronaut photos | 1,000 five-face photos "
         "| 1,000 astronaut photos, busy instance | a cold start costs | meets the targets |",
         "| --- | --- | --- | --- | --- | --- | --- |",
