@@ -1,7 +1,7 @@
 """Cloud Run's instance tiers as Linux cgroups: a CPU quota and a hard memory limit for a child process.
 
-The deployed function runs at 256 MiB, which Cloud Run pairs with 0.167 vCPU: a CFS quota of 16.7 ms of
-CPU per 100 ms period, with a kernel that kills the instance above its memory. The benchmarks run the real
+Each memory size comes with a share of a CPU: 256 MiB with 0.167 vCPU, a CFS quota of 16.7 ms of CPU per
+100 ms period, with a kernel that kills the instance above its memory. The benchmarks run the real
 server under the same limits. Needs root and a cgroup v1 ``cpu`` and ``memory`` hierarchy (or cgroup v2
 with both controllers delegated); ``unavailable()`` says why not where the machine does not allow it.
 
@@ -93,7 +93,8 @@ def limits(tier: Tier | None) -> Iterator[Limits]:
         if tier:
             (cpu_dir / "cpu.max").write_text(f"{round(tier.cpu * PERIOD_US)} {PERIOD_US}")
             (cpu_dir / "memory.max").write_text(str(tier.mem_mib * 1024 * 1024))
-            (cpu_dir / "memory.swap.max").write_text("0")
+            if (cpu_dir / "memory.swap.max").exists():  # absent without swap accounting
+                (cpu_dir / "memory.swap.max").write_text("0")
     else:
         cpu_dir, mem_dir = ROOT / "cpu" / name, ROOT / "memory" / name
         cpu_dir.mkdir()
