@@ -6,12 +6,17 @@ client is made on the first bucket event, so the HTTP function never imports or 
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING
 
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+
+# Before NumPy loads (the emotion package imports it). An instance has one vCPU or less and serving calls
+# no threaded BLAS routine, so OpenBLAS's worker threads would only spin on the CPU quota at start-up.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from emotion import logs
 from emotion.analyze import default_analyzer

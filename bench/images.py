@@ -14,6 +14,13 @@ def _jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+def astronaut_512x512() -> bytes:
+    """scikit-image's astronaut photo as it ships: 512x512, one face of about 100 px."""
+    from skimage import data
+
+    return _jpeg(data.astronaut())
+
+
 def one_face_640x480() -> bytes:
     """The astronaut photo scaled to 640 wide and cut to 640x480: one face, about 125 px."""
     from skimage import data
@@ -46,6 +53,7 @@ def tight_crop_350() -> bytes:
 
 
 PHOTOS = {
+    "astronaut_512x512": astronaut_512x512,
     "one_face_640x480": one_face_640x480,
     "five_faces_1920x1080": five_faces_1920x1080,
     "tight_crop_350x350": tight_crop_350,

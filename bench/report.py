@@ -6,10 +6,19 @@ import json
 import re
 from pathlib import Path
 
+from bench import cost
+from bench.cgroup import TIERS
 from bench.common import OUT
 
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+TIERS_START, TIERS_END = "<!-- tiers:start -->", "<!-- tiers:end -->"
+SHORT = {
+    "astronaut_512x512": "astronaut 512x512",
+    "one_face_640x480": "one face 640x480",
+    "five_faces_1920x1080": "five faces 1920x1080",
+    "tight_crop_350x350": "tight crop 350x350",
+}
 
 
 def _load(name: str) -> dict:
@@ -58,11 +67,87 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def tiers_tables() -> str:
+    """The per-tier figures, the start-up breakdown and the cost of 1,000 photos, from ``tiers.json``."""
+    data = _load("tiers")
+    if not data:
+        return "(run `python -m bench.tiers`)"
+    tiers = data["tiers"]
+    photos = list(next(iter(tiers.values()))["warm"])
+    rows = [
+        f"CPU: {data['cpu']}; {data['runs']} runs per tier, {data['requests']} timed requests per photo and run, "
+        f"{data['gap_s']} s apart; medians over the runs. Latency over HTTP, preview included.",
+        "",
+        "| tier | cold start (runs) | "
+        + " | ".join(f"{SHORT[p]} p50 / p95" for p in photos)
+        + " | astronaut back to back p50 | peak memory |",
+        "| --- " * (len(photos) + 4) + "|",
+    ]
+    for name, t in tiers.items():
+        warm = " | ".join(f"{t['warm'][p]['p50_ms']:.0f} / {t['warm'][p]['p95_ms']:.0f} ms" for p in photos)
+        runs = ", ".join(f"{s:.2f}" for s in t["cold_start_runs_s"])
+        rows.append(
+            f"| {name} | **{t['cold_start_s']:.2f} s** ({runs}) | {warm} | {t['busy_astronaut']['p50_ms']:.0f} ms "
+            f"| {t['peak_mb']:.0f} MB |"
+        )
+    steps = list(next(iter(tiers.values()))["breakdown"]["steps"])
+    rows += [
+        "",
+        "Start-up, step by step (`bench/startup.py` under `-X importtime`, wall ms at each tier; CPU ms at the first):",
+        "",
+        "| step | " + " | ".join(tiers) + f" | CPU, {next(iter(tiers))} |",
+        "| --- " * (len(tiers) + 2) + "|",
+        "| interpreter start | "
+        + " | ".join(f"{t['breakdown']['interpreter_start_ms']:.0f}" for t in tiers.values())
+        + " | |",
+    ]
+    first = next(iter(tiers.values()))["breakdown"]["steps"]
+    for step in steps:
+        walls = " | ".join(f"{t['breakdown']['steps'][step]['wall_ms']:.0f}" for t in tiers.values())
+        rows.append(f"| {step} | {walls} | {first[step]['cpu_ms']:.0f} |")
+    by_name = {tier.name: tier for tier in TIERS}
+    rows += [
+        "",
+        f"Cost: request-based billing in Tier 1 regions, ${cost.PRICE_PER_VCPU_SECOND:.6f} per vCPU-second, "
+        f"${cost.PRICE_PER_GIB_SECOND:.7f} per GiB-second, ${cost.PRICE_PER_REQUEST * 1e6:.2f} per million requests "
+        "(`bench/cost.py` says where and when they were read), before the monthly free tier. A photo billed alone "
+        "is its p50 rounded up to 100 ms; on a busy instance, its mean time back to back. A cold start is billed "
+        "too, and adds its time to the request that waits for it.",
+        "",
+        "| tier | $ per instance-second | 1,000 astronaut photos | 1,000 five-face photos "
+        "| 1,000 astronaut photos, busy instance | a cold start costs | meets the targets |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, t in tiers.items():
+        tier = by_name.get(name)
+        if tier is None:
+            continue
+        warm = t["warm"]
+        sporadic = [
+            cost.per_thousand(warm[p]["p50_ms"] / 1000, tier.cpu, tier.mem_mib, rounded=True)
+            for p in ("astronaut_512x512", "five_faces_1920x1080")
+        ]
+        busy = cost.per_thousand(t["busy_astronaut"]["mean_ms"] / 1000, tier.cpu, tier.mem_mib, rounded=False)
+        cold = t["cold_start_s"] * cost.per_second(tier.cpu, tier.mem_mib)
+        missed = [k.replace("_", " ") for k, ok in t["meets_targets"].items() if not ok]
+        verdict = "no: " + ", ".join(missed) if missed else "yes"
+        rows.append(
+            f"| {name} | ${cost.per_second(tier.cpu, tier.mem_mib):.7f} | ${sporadic[0]:.5f} | ${sporadic[1]:.5f} "
+            f"| ${busy:.5f} | ${cold:.6f} and {t['cold_start_s']:.1f} s | {verdict} |"
+        )
+    return "\n".join(rows)
+
+
+def _replace(text: str, start: str, end: str, body: str) -> str:
+    block = f"{start}\n{body}\n{end}"
+    return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+
+
 def main() -> None:
-    text = README.read_text()
-    block = f"{START}\n{table()}\n{END}"
-    README.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
-    print(block)
+    text = _replace(README.read_text(), START, END, table())
+    text = _replace(text, TIERS_START, TIERS_END, tiers_tables())
+    README.write_text(text)
+    print(tiers_tables())
 
 
 if __name__ == "__main__":
