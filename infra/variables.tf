@@ -37,9 +37,9 @@ variable "labels" {
 }
 
 variable "memory" {
-  description = "Memory per function instance. sizing.tf checks that it holds the measured worst case of the requests in flight (concurrency) and picks MAX_PARALLEL_ANALYSES for it; the default holds one request of the largest accepted image."
+  description = "Memory per function instance; with cpu = null it also sets the vCPU (0.333 at 512Mi). 512Mi is the cheapest tier that meets the latency targets (bench/README.md); 256Mi (0.167 vCPU) costs less per small photo but takes about 2.2 s to start and 340 ms for a 1080p group photo. sizing.tf checks that it holds the measured worst case of the requests in flight (concurrency) and picks MAX_PARALLEL_ANALYSES for it."
   type        = string
-  default     = "256Mi"
+  default     = "512Mi"
 
   validation {
     condition     = can(regex("^[0-9]+(Mi|Gi)$", var.memory))
@@ -58,7 +58,7 @@ variable "memory" {
 }
 
 variable "cpu" {
-  description = "vCPUs per instance, as a string (\"0.5\", \"1\", \"2\"). null: the platform's default for the memory size (0.167 at 256Mi), raised to 1 when concurrency is above 1, which Cloud Run requires."
+  description = "vCPUs per instance, as a string (\"0.5\", \"1\", \"2\"). null: the platform's default for the memory size (0.333 at the 512Mi default, 0.167 at 256Mi), raised to 1 when concurrency is above 1, which Cloud Run requires."
   type        = string
   default     = null
 
@@ -85,7 +85,7 @@ variable "max_instances" {
 }
 
 variable "concurrency" {
-  description = "Requests one instance serves at once (also functions-framework's THREADS, as Google advises for Python). 1 fits the 256Mi default; above 1 needs at least 1 vCPU and the memory sizing.tf asks for."
+  description = "Requests one instance serves at once (also functions-framework's THREADS, as Google advises for Python). 1 fits the 512Mi default (0.333 vCPU); above 1 needs at least 1 vCPU and the memory sizing.tf asks for."
   type        = number
   default     = 1
 

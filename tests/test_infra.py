@@ -1170,16 +1170,16 @@ def test_measured_figures_are_one_table() -> None:
 
 
 def test_defaults_fit_and_reach_the_code() -> None:
-    """The default tier (256Mi, concurrency 1) holds the worst case, and the limits chosen for it are passed."""
+    """The default tier (512Mi, concurrency 1) holds the worst case, and the limits chosen for it are passed."""
     evaluated = sizing()
     assert evaluated["problems"] == []
-    assert evaluated["cpu"] is None  # the platform's default for 256Mi (0.167 vCPU)
+    assert evaluated["cpu"] is None  # the platform's default for 512Mi (0.333 vCPU)
     assert evaluated["threads"] == "1"
     assert evaluated["env"] == {
         "MAX_IMAGE_BYTES": "20000000",
         "MAX_IMAGE_PIXELS": "40000000",
         "MAX_PARALLEL_ANALYSES": "1",
-        "INSTANCE_MEMORY_MIB": "256",
+        "INSTANCE_MEMORY_MIB": "512",
     }
 
 
@@ -1210,8 +1210,8 @@ def test_larger_tiers_take_concurrency(assignments: tuple[str, ...], cpu: str | 
         (("memory=1Gi", "cpu=4"), "4 vCPU allows"),  # 4 vCPU: at least 2Gi
         (("max_image_bytes=25000000",), "may not exceed the limits the worst case was measured at"),
         (("max_image_pixels=50000000",), "may not exceed the limits the worst case was measured at"),
-        (("concurrency=8",), "cannot hold the worst case"),  # 256Mi, eight bodies in flight
-        (("max_parallel_analyses=3",), "cannot hold the worst case"),
+        (("memory=256Mi", "concurrency=8"), "cannot hold the worst case"),  # eight bodies in flight
+        (("memory=256Mi", "max_parallel_analyses=3"), "cannot hold the worst case"),
         (("memory=512Mi", "concurrency=24", "cpu=1"), "cannot hold the worst case"),
     ],
 )
