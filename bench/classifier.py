@@ -11,12 +11,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
-
-import numpy as np
 
 from bench.common import write
 from bench.servers import ROOT
+from emotion.classifier import EmotionClassifier
+from emotion.training.evaluate import per_face_ms
 
 LOAD = """
 import json, resource, time
@@ -28,21 +27,6 @@ print(json.dumps({"load_s": t1 - t0, "max_rss_mb": resource.getrusage(resource.R
 """
 
 
-def per_face_ms(batch: int, repeats: int = 300) -> float:
-    """Median milliseconds per face of ``predict`` on batches of ``batch`` faces, one thread."""
-    from emotion.classifier import EmotionClassifier
-
-    classifier = EmotionClassifier(num_threads=1)
-    faces = np.random.default_rng(0).integers(0, 256, (batch, 90, 90), dtype=np.uint8)
-    classifier.predict(faces)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        classifier.predict(faces)
-        samples.append((time.perf_counter() - start) * 1000 / batch)
-    return round(statistics.median(samples), 3)
-
-
 def main() -> None:
     loads = [
         json.loads(
@@ -51,6 +35,7 @@ def main() -> None:
         for _ in range(5)
     ]
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    classifier = EmotionClassifier(num_threads=1)
     card = json.loads((ROOT / "models" / "model.json").read_text())
     write(
         "classifier",
@@ -64,7 +49,7 @@ def main() -> None:
             },
             "load_s_median": round(statistics.median(x["load_s"] for x in loads), 3),
             "load_max_rss_mb_median": round(statistics.median(x["max_rss_mb"] for x in loads), 1),
-            "per_face_ms_one_thread": {f"batch_{b}": per_face_ms(b) for b in (1, 5, 32)},
+            "per_face_ms_one_thread": {f"batch_{b}": per_face_ms(classifier, b) for b in (1, 5, 32)},
         },
     )
 
