@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # checkov pins versions that clash with the test tools, so it gets a virtualenv of its own.
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: run run-gcs test lint
+.PHONY: run run-gcs emulator test lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(VENV)/.runtime
 ## Serve analyze_gcs (CloudEvents) on http://localhost:$(PORT).
 run-gcs: $(VENV)/.runtime
 	$(BIN)/functions-framework --target=analyze_gcs --signature-type=cloudevent --port=$(PORT)
+
+## A local Cloud Storage emulator on port 9023 (in memory), for trying analyze_gcs by hand.
+emulator: $(VENV)/.dev
+	$(BIN)/gcp-storage-emulator start --port 9023 --in-memory
 
 $(CHECKOV_VENV)/bin/checkov:
 	$(PYTHON) -m venv $(CHECKOV_VENV)
