@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from apache_beam.utils.shared import Shared
 
 from emotion.analyze import Analyzer
+from emotion.batch.cli import parse_args
 from emotion.batch.photos import Location, Photo, list_files
 from emotion.batch.results import ANALYZED, FAILED, GONE, SKIPPED, bigquery_schema, open_results, process
 from emotion.config import Settings
@@ -37,7 +37,6 @@ NAMESPACE = "emotion.batch"
 COUNTERS = ("listed", "not_images", ANALYZED, SKIPPED, FAILED, GONE, "faces")
 #: A worker logs its progress at most this often, so a long local run visibly moves.
 PROGRESS_EVERY_S = 10.0
-_TABLE = re.compile(r"^[A-Za-z0-9-]+[:.][A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$")
 
 
 def storage_client() -> Any:
@@ -151,49 +150,31 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, run_id: str) -> Non
         )
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, PipelineOptions]:
-    parser = argparse.ArgumentParser(
-        prog="python -m emotion.batch",
-        description="Analyze every photo in a folder or bucket with Apache Beam; other options go to Beam.",
-    )
-    parser.add_argument("--input", required=True, help="photos/, 'photos/**/*.jpg', gs://bucket/photos/, 'gs://b/**'")
-    parser.add_argument("--output", required=True, help="folder or gs:// prefix for DST/<name>.json and summaries")
-    parser.add_argument("--overwrite", action="store_true", help="redo photos whose result is already current")
-    parser.add_argument("--previews", action="store_true", help="keep the annotated preview in each result")
-    parser.add_argument("--bigquery-table", help="also append the summary rows to PROJECT:DATASET.TABLE")
-    args, beam_args = parser.parse_known_args(argv)
-    try:
-        src, dst = Location.parse(args.input), Location.parse(args.output)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if dst.glob is not None:
-        parser.error("--output must be a folder or gs:// prefix, not a glob")
-    if src.bucket is None and not os.path.isdir(src.base):
-        parser.error(f"--input: no folder {src.base}")
-    if args.bigquery_table and not _TABLE.match(args.bigquery_table):
-        parser.error("--bigquery-table must be PROJECT:DATASET.TABLE")
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam's options, with local defaults: one worker process per core, and quiet workers."""
     options = PipelineOptions(beam_args)
+    given = " ".join(beam_args)
     runner = options.view_as(StandardOptions).runner
     if runner is None or "direct" in str(runner).lower():
-        # Locally: one worker process per core unless told otherwise (one process would use one core).
         direct = options.view_as(DirectOptions)
-        if "--direct_running_mode" not in " ".join(beam_args):
+        if "--direct_running_mode" not in given:
             direct.direct_running_mode = "multi_processing"
-        if "--direct_num_workers" not in " ".join(beam_args):
+        if "--direct_num_workers" not in given:
             direct.direct_num_workers = os.cpu_count() or 1
-    if "--default_sdk_harness_log_level" not in " ".join(beam_args):
+    if "--default_sdk_harness_log_level" not in given:
         # Workers log only warnings, and this pipeline's own progress lines.
         worker = options.view_as(WorkerOptions)
         worker.default_sdk_harness_log_level = "WARNING"
         worker.sdk_harness_log_level_overrides = {"emotion.batch": "INFO"}
-    return args, options
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("apache_beam", "google", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    args, options = parse_args(argv)
+    args, beam_args = parse_args(argv)
+    options = pipeline_options(beam_args)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     pipeline = beam.Pipeline(options=options)
     build(pipeline, args, run_id)
