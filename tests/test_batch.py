@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -274,17 +275,25 @@ def test_importing_the_serving_package_never_loads_beam() -> None:
 
 
 def test_the_package_for_dataflow_workers_holds_the_code_and_the_model(tmp_path: Path) -> None:
-    """Beam's own stager builds what --setup_file ./pyproject.toml ships; installed elsewhere, it analyzes."""
+    """Beam's own stager builds what --setup_file ./pyproject.toml ships; installed elsewhere, it analyzes.
+    (It builds from a copy of what the package takes, since the build writes its egg-info beside the source.)"""
     if not BATCH_PYTHON.is_file():
         _missing_beam()
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("emotion", "models"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
     build = (
         "import sys\n"
         "from apache_beam.runners.portability.stager import Stager\n"
         "print(Stager._build_setup_package(sys.argv[1], sys.argv[2]))\n"
     )
     done = subprocess.run(
-        [str(BATCH_PYTHON), "-c", build, str(ROOT / "pyproject.toml"), str(tmp_path)],
-        cwd=ROOT,
+        [str(BATCH_PYTHON), "-c", build, str(source / "pyproject.toml"), str(tmp_path)],
+        cwd=source,
         capture_output=True,
         text=True,
         check=False,
