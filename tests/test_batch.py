@@ -210,11 +210,12 @@ def test_bad_arguments_are_refused_before_beam_starts(tmp_path: Path, capsys: py
         (["--input", str(tmp_path), "--output", f"{tmp_path}/*.json"], "not a glob"),
         (["--input", "gs://", "--output", str(tmp_path)], "names no bucket"),
         (["--input", str(tmp_path), "--output", str(tmp_path), "--bigquery-table", "nope"], "PROJECT:DATASET.TABLE"),
+        (["--input", "gs://b/", "--output", str(tmp_path), "--runner=DataflowRunner"], "--output must be gs://"),
     ):
         with pytest.raises(SystemExit) as exit_:
             parse_args(args)
         assert exit_.value.code == 2 and message in capsys.readouterr().err, args
-    args, beam_args = parse_args(["--input", "gs://b/in/", "--output", str(tmp_path), "--runner", "DataflowRunner"])
+    args, beam_args = parse_args(["--input", "gs://b/in/", "--output", "gs://b/out/", "--runner", "DataflowRunner"])
     assert (args.input, args.overwrite, args.previews, beam_args) == (
         "gs://b/in/",
         False,

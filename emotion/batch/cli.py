@@ -36,4 +36,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
         parser.error(f"--input: no folder {src.base}")
     if args.bigquery_table and not _TABLE.match(args.bigquery_table):
         parser.error("--bigquery-table must be PROJECT:DATASET.TABLE")
+    runner = argparse.ArgumentParser(add_help=False)
+    runner.add_argument("--runner", default="")
+    local = [f"--{name}" for name, where in (("input", src), ("output", dst)) if where.bucket is None]
+    if "dataflow" in runner.parse_known_args(beam_args)[0].runner.lower() and local:
+        parser.error(f"Dataflow workers cannot see this machine's files: {' and '.join(local)} must be gs://")
     return args, beam_args

@@ -103,22 +103,21 @@ _SHARED = Shared()
 class AnalyzePhotos(beam.DoFn):
     """Photo → summary row, storing its result. The analyzer is loaded in ``setup``, once per worker process."""
 
-    def __init__(self, dst: str, *, overwrite: bool, previews: bool) -> None:
-        self.dst, self.overwrite, self.previews = dst, overwrite, previews
+    def __init__(self, src: str, dst: str, *, overwrite: bool, previews: bool) -> None:
+        self.src, self.dst, self.overwrite, self.previews = src, dst, overwrite, previews
         self.counters = {name: Metrics.counter(NAMESPACE, name) for name in (ANALYZED, SKIPPED, FAILED, GONE)}
         self.faces = Metrics.counter(NAMESPACE, "faces")
 
     def setup(self) -> None:
         self.worker = _SHARED.acquire(_Worker)
         dst = Location.parse(self.dst)
-        self.client = storage_client() if dst.bucket is not None else None
+        in_buckets = dst.bucket is not None or Location.parse(self.src).bucket is not None
+        self.client = storage_client() if in_buckets else None
         self.results = open_results(dst, self.client)
 
     def process(self, photo: Photo) -> Iterator[dict[str, Any]]:
-        needs_client = photo.bucket is not None and self.client is None
-        client = storage_client() if needs_client else self.client
         row, _ = process(
-            photo, self.worker.analyzer, self.results, client, overwrite=self.overwrite, previews=self.previews
+            photo, self.worker.analyzer, self.results, self.client, overwrite=self.overwrite, previews=self.previews
         )
         self.counters[row["status"]].inc()
         self.faces.inc(row["faces"] or 0)
@@ -133,7 +132,8 @@ def build(pipeline: beam.Pipeline, args: argparse.Namespace, run_id: str) -> Non
         | "Start" >> beam.Create([args.input])
         | "List" >> beam.ParDo(ListPhotos(args.input, args.output))
         | "Spread" >> beam.Reshuffle()
-        | "Analyze" >> beam.ParDo(AnalyzePhotos(args.output, overwrite=args.overwrite, previews=args.previews))
+        | "Analyze"
+        >> beam.ParDo(AnalyzePhotos(args.input, args.output, overwrite=args.overwrite, previews=args.previews))
     )
     dst = Location.parse(args.output)
     (
