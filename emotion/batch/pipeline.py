@@ -79,10 +79,13 @@ class _Progress:
     def add(self, status: str) -> None:
         with self.lock:
             self.counts[status] = self.counts.get(status, 0) + 1
-            now = time.monotonic()
-            if now - self.reported < PROGRESS_EVERY_S:
-                return
-            self.reported = now
+            due = time.monotonic() - self.reported >= PROGRESS_EVERY_S
+        if due:
+            self.report()
+
+    def report(self) -> None:
+        with self.lock:
+            now = self.reported = time.monotonic()
             done = sum(self.counts.values())
             parts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
             rate = done / max(now - self.started, 1e-9)
@@ -123,6 +126,9 @@ class AnalyzePhotos(beam.DoFn):
         self.faces.inc(row["faces"] or 0)
         self.worker.progress.add(row["status"])
         yield row
+
+    def finish_bundle(self) -> None:
+        self.worker.progress.report()
 
 
 def build(pipeline: beam.Pipeline, args: argparse.Namespace, run_id: str) -> None:
