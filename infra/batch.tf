@@ -51,6 +51,9 @@ module "batch" {
   results_prefix = var.results_prefix
   max_workers    = var.batch_max_workers
   machine_type   = var.batch_machine_type
+
+  # The worker service account needs the IAM API, which main.tf enables.
+  depends_on = [google_project_service.apis]
 }
 
 output "batch_service_account" {

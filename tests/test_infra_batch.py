@@ -83,7 +83,8 @@ def test_the_module_works_on_the_deployments_own_buckets() -> None:
     assert ref(call["results_bucket"]) == f"{RESULTS}.name"
     for name in ("project_id", "region", "name_prefix", "results_prefix"):
         assert ref(call[name]) == f"var.{name}", name
-    assert set(call) - {"source", "count"} == set(module()["variable"]), "every module input is set, and only those"
+    assert set(call) - {"source", "count", "depends_on"} == set(module()["variable"]), "every input is set, only those"
+    assert ref(call["depends_on"][0]) == "google_project_service.apis", "the service account needs the IAM API first"
 
 
 def test_workers_hold_dataflow_worker_read_uploads_and_write_results_only() -> None:
