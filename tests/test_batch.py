@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -53,7 +54,7 @@ def _missing_beam() -> None:
 
 
 def run_batch(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run the CLI with the Beam interpreter; returns the final JSON line (state, counters)."""
+    """Run the CLI with the Beam interpreter; returns the final JSON line (state, counters) and the log."""
     if not BATCH_PYTHON.is_file():
         _missing_beam()
     done = subprocess.run(
@@ -66,7 +67,7 @@ def run_batch(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"log": done.stderr}
 
 
 def expected(data: bytes) -> dict[str, Any]:
@@ -129,7 +130,10 @@ def test_local_folder_first_run_second_run_and_overwrite(
     # The default: one worker process per core (here forced to two), each loading the analyzer once.
     first = run_batch("--input", str(folder), "--output", str(dst), "--direct_num_workers=2")
     assert first["state"] == "DONE"
-    assert first | {"summary": None} == {
+    # Progress shows while it runs: the listing, then each worker's tally.
+    assert f"listed {len(PHOTOS) + len(BROKEN)} photos under {folder}" in first["log"]
+    assert re.search(r"worker \d+: \d+ photos done \(analyzed \d+", first["log"]), first["log"][-2000:]
+    assert first | {"summary": None, "log": None} == {
         "state": "DONE",
         "summary": None,
         "listed": len(PHOTOS) + len(BROKEN),
@@ -139,6 +143,7 @@ def test_local_folder_first_run_second_run_and_overwrite(
         FAILED: len(BROKEN),
         "gone": 0,
         "faces": first["faces"],
+        "log": None,
     }
     results = stored_results(dst)
     assert set(results) == set(PHOTOS) | set(BROKEN), "one result per photo, none for other files"
