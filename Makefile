@@ -5,8 +5,11 @@ PORT ?= 8080
 BIN := $(VENV)/bin
 # checkov pins versions that clash with the test tools, so it gets a virtualenv of its own.
 CHECKOV_VENV ?= .venv-checkov
+# Apache Beam (python -m emotion.batch) needs older cryptography and protobuf than the dev tools, so it gets
+# a virtualenv of its own too (see requirements-batch.txt); the batch tests run the pipeline with it.
+BATCH_VENV ?= .venv-batch
 
-.PHONY: run run-gcs emulator test lint
+.PHONY: run run-gcs emulator test lint batch
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +39,18 @@ $(CHECKOV_VENV)/bin/checkov:
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
 
+$(BATCH_VENV)/.installed: requirements.txt requirements-batch.txt
+	$(PYTHON) -m venv $(BATCH_VENV)
+	$(BATCH_VENV)/bin/pip install -q --upgrade pip
+	$(BATCH_VENV)/bin/pip install -q -r requirements-batch.txt
+	touch $@
+
+## Install Apache Beam into $(BATCH_VENV) for python -m emotion.batch.
+batch: $(BATCH_VENV)/.installed
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
 ## Install everything the tests need, lint, then run the whole suite.
-test: lint $(CHECKOV_VENV)/bin/checkov
-	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/python -m pytest
+test: lint $(CHECKOV_VENV)/bin/checkov $(BATCH_VENV)/.installed
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov BATCH_PYTHON=$(BATCH_VENV)/bin/python $(BIN)/python -m pytest
