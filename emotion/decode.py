@@ -47,8 +47,9 @@ _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N
 #: What the decoders allocate besides the frame, per pixel (measured with Pillow 13): libwebp keeps its own
 #: RGBA canvas and hands Pillow a copy; Pillow's BMP RLE decoder builds the frame in a bytearray first.
 _EXTRA_BYTES_PER_PIXEL = {"WEBP": 8, "BMP_RLE": 1}
-#: Pillow's BMP RLE decoder is Python: about 0.3 µs a pixel here, so its images are held to this size.
-MAX_RLE_PIXELS = 4_000_000
+#: Pillow's BMP RLE decoder is Python, about 1 µs a run on this machine when shared: a file of run-length
+#: coded BMP is held to this size (a scanned page is far smaller; runs of one pixel make the worst case).
+MAX_RLE_BYTES = 1_000_000
 #: Transient copies in a PNG band: inflated rows, the band PNG, its compressed data, the decoded band.
 _PNG_BAND_COPIES = 5
 _TRANSPOSE = {
@@ -130,7 +131,7 @@ def decode_image(
         _check_size(width, height, max_pixels)
         if exif_ok:
             orientation = _exif_orientation(image)
-        rgb = _load_reduced(image, kind, long_side, budget, extra)
+        rgb = _load_reduced(image, kind, long_side, budget, extra, len(data))
     oriented = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     return DecodedImage(
         rgb=_orient(rgb, orientation), format=FORMATS[image.format or kind], width=oriented[0], height=oriented[1]
@@ -161,7 +162,9 @@ def _band_rows(width: int, factor: int) -> int:
     return factor * max(1, BAND_PIXELS // (width * factor))
 
 
-def _load_reduced(image: Image.Image, kind: str, long_side: int | None, budget: float, extra: float) -> np.ndarray:
+def _load_reduced(
+    image: Image.Image, kind: str, long_side: int | None, budget: float, extra: float, file_bytes: int
+) -> np.ndarray:
     """Decode the first frame (JPEG at reduced scale) within ``budget``, then convert and reduce by bands."""
     width, height = image.size
     try:
@@ -169,10 +172,8 @@ def _load_reduced(image: Image.Image, kind: str, long_side: int | None, budget: 
             ratio = long_side / max(width, height)
             image.draft(image.mode, (math.ceil(width * ratio), math.ceil(height * ratio)))
         if kind == "BMP" and image.tile and image.tile[0][0] == "bmp_rle":
-            if width * height > MAX_RLE_PIXELS:
-                raise ImageTooLargeError(
-                    f"run-length coded BMPs are read up to {MAX_RLE_PIXELS} pixels; this one has {width}x{height}"
-                )
+            if file_bytes > MAX_RLE_BYTES:
+                raise ImageTooLargeError(f"run-length coded BMPs are read up to {MAX_RLE_BYTES} bytes")
             extra += width * height * _EXTRA_BYTES_PER_PIXEL["BMP_RLE"]
         pixels = image.size[0] * image.size[1]
         needed = pixels * (_MODE_BYTES.get(image.mode, 4) + _EXTRA_BYTES_PER_PIXEL.get(kind, 0)) + extra

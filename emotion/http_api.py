@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+import io
 import json
 import logging
 import time
@@ -82,8 +83,12 @@ def handle(request: flask.Request, analyzer: Analyzer) -> flask.Response:
         log.exception("request failed", extra={"path": request.path})
         response = error_response(500, "internal", "internal error")
     finally:
-        # functions-framework drains the body after the handler; our per-request cap must not fail that.
+        # functions-framework reads the body again after the handler, to drain it. Werkzeug's capped stream
+        # raises when read after it ended exactly at its cap (a body of exactly the limit: an HTML 500),
+        # and an uncapped one would read a refused body into memory: let that read find nothing instead
+        # (gunicorn discards what a client sent beyond what we read, in small chunks).
         request.max_content_length = None
+        request.stream = io.BytesIO()
     _cors(response, analyzer.settings.cors_allow_origin)
     log.info(
         "request",
