@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--tier", nargs=2, type=float, metavar=("CPU", "MEM_MIB"), help="e.g. 0.167 256")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose code serves (for 'before')")
     parser.add_argument("--out", default="worst_case")
+    parser.add_argument("--clients", type=int, default=50, help="clients of the concurrent cases")
     args = parser.parse_args()
     tier = (args.tier[0], int(args.tier[1])) if args.tier else None
     results = {}
@@ -130,9 +131,9 @@ def main() -> None:
         print(case.name, results[case.name], flush=True)
     for name, case in CONCURRENT.items():
         if not args.only or name in args.only:
-            results[name] = run_case(args.root, case, tier, clients=50)
+            results[name.replace("50", str(args.clients), 1)] = run_case(args.root, case, tier, clients=args.clients)
             print(name, results[name], flush=True)
-    write(args.out, {"tier": tier, "cases": results})
+    write(args.out, {"tier": tier, "clients": args.clients, "cases": results})
 
 
 if __name__ == "__main__":
