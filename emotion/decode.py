@@ -193,9 +193,8 @@ def _reduce(image: Image.Image, factor: int) -> np.ndarray:
     width, height = image.size
     scale = _gray_scale(image)
     step = _band_rows(width, factor)
-    bands = [
-        _band_rgb(image.crop((0, top, width, min(height, top + step))), factor, scale) for top in range(0, height, step)
-    ]
+    boxes = [None] if step >= height else [(0, top, width, min(height, top + step)) for top in range(0, height, step)]
+    bands = [_band_rgb(image, factor, scale, box) for box in boxes]
     return _stack(bands)
 
 
@@ -218,24 +217,24 @@ def _gray_scale(image: Image.Image) -> float:
 
 
 def _band_rgb(
-    band: Image.Image, factor: int, scale: float = 1.0, box: tuple[int, int, int, int] | None = None
+    image: Image.Image, factor: int, scale: float = 1.0, box: tuple[int, int, int, int] | None = None
 ) -> np.ndarray:
-    """Rows ``box`` of a band to 8-bit RGB, reduced by ``factor``: 16-bit and float gray are scaled, and
-    alpha goes onto white (after the reduction, on the small image)."""
-    mode = band.mode
-    box = box or (0, 0, *band.size)
+    """Rows ``box`` (default: all) of ``image`` to 8-bit RGB, reduced by ``factor``: 16-bit and float gray
+    are scaled, and alpha goes onto white (after the reduction, on the small image)."""
+    mode = image.mode
+    band = image.crop(box) if box else image
     if mode.startswith("I") or mode == "F":
-        values = np.asarray(band.crop(box), dtype=np.float32)
-        band, box = Image.fromarray(np.clip(values * scale + 0.5, 0, 255).astype(np.uint8)), None
-    elif mode in ("PA", "P") and (mode == "PA" or "transparency" in band.info):
-        band, box = band.crop(box).convert("RGBA"), None
+        values = np.asarray(band, dtype=np.float32)
+        band = Image.fromarray(np.clip(values * scale + 0.5, 0, 255).astype(np.uint8))
+    elif mode == "PA" or (mode == "P" and "transparency" in image.info):
+        band = band.convert("RGBA")
     elif mode not in ("L", "RGB", "RGBA", "LA"):
-        band, box = band.crop(box).convert("RGB"), None
-    small = band.reduce(factor, box) if factor > 1 else (band.crop(box) if box else band)
+        band = band.convert("RGB")
+    small = band.reduce(factor) if factor > 1 else band
     if small.mode in ("RGBA", "LA"):
         rgba = small.convert("RGBA")
         small = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return np.asarray(small.convert("RGB"), dtype=np.uint8)
+    return np.asarray(small if small.mode == "RGB" else small.convert("RGB"), dtype=np.uint8)
 
 
 def _orient(rgb: np.ndarray, orientation: int | None) -> np.ndarray:
@@ -274,7 +273,7 @@ def _decode_png_bands(png: formats.PngFile, long_side: int | None, budget: float
             band = Image.open(io.BytesIO(band_png), formats=["PNG"])
             band.load()
             del band_png
-            box = (0, 1 if previous else 0, png.width, band.height)
+            box = (0, 1, png.width, band.height) if previous else None
             previous = band.crop((0, band.height - 1, png.width, band.height)).tobytes("raw", _PNG_RAWMODES[png.colour])
             bands.append(_band_rgb(band, factor, box=box))
     except CorruptImageError:
