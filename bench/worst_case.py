@@ -39,6 +39,7 @@ CONCURRENT = {
 def _tier_module():
     spec = importlib.util.spec_from_file_location("tier", TIER_TOOL)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["tier"] = module  # its dataclass looks its module up
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
@@ -131,8 +132,9 @@ def main() -> None:
         print(case.name, results[case.name], flush=True)
     for name, case in CONCURRENT.items():
         if not args.only or name in args.only:
-            results[name.replace("50", str(args.clients), 1)] = run_case(args.root, case, tier, clients=args.clients)
-            print(name, results[name], flush=True)
+            key = name.replace("50", str(args.clients), 1)
+            results[key] = run_case(args.root, case, tier, clients=args.clients)
+            print(key, results[key], flush=True)
     write(args.out, {"tier": tier, "clients": args.clients, "cases": results})
 
 
