@@ -74,6 +74,12 @@ def server(root: Path, tier: tuple[float, int] | None):
                 process.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used: unlike wall time, not inflated by a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def post(url: str, case: Case, body: bytes) -> dict:
     start = time.perf_counter()
     try:
@@ -95,6 +101,7 @@ def run_case(root: Path, case: Case, tier: tuple[float, int] | None, clients: in
     with server(root, tier) as (process, url, group):
         pid = worker_pid(process.pid)
         base = rss_mb(pid)["peak_rss_mb"]
+        cpu = cpu_seconds(pid)
         if clients == 1:
             row = post(url, case, body)
         else:
@@ -106,6 +113,7 @@ def run_case(root: Path, case: Case, tier: tuple[float, int] | None, clients: in
         row["bytes"] = len(body)
         row["base_peak_rss_mb"] = base
         try:
+            row["worker_cpu_s"] = round(cpu_seconds(pid) - cpu, 2)
             row["peak_rss_mb"] = rss_mb(pid)["peak_rss_mb"]
             row["rss_after_mb"] = rss_mb(pid)["rss_mb"]
         except (OSError, KeyError):

@@ -8,7 +8,6 @@ after it is that case's, on top of whatever the cases before it left behind.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ import requests
 
 from bench.common import rss_mb
 from bench.throughput import worker_pid
+from bench.worst_case import cpu_seconds
 from bench.worst_cases import CASES, Case, json_body, png_rgb, webp_lossless_rgba
 from emotion.config import Settings
 
@@ -48,11 +48,6 @@ def _post(url: str, body: bytes, content_type: str) -> tuple[requests.Response, 
     return response, time.perf_counter() - start
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def _reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # 5: reset the peak resident set size to the current one
 
@@ -69,9 +64,9 @@ def test_worst_case_is_answered_soon_within_the_memory_budget(server, case: Case
     url, pid = server
     body = case.build()
     _reset_peak(pid)
-    cpu = _cpu_seconds(pid)
+    cpu = cpu_seconds(pid)
     response, _ = _post(url, body, case.content_type)
-    cpu = _cpu_seconds(pid) - cpu
+    cpu = cpu_seconds(pid) - cpu
     peak = rss_mb(pid)["peak_rss_mb"]
     _check(response, case, validate_error)
     assert cpu < CPU_BOUND_S, f"{case.name} took {cpu:.1f} s of CPU"
