@@ -44,9 +44,12 @@ ORIENTATION_TAG = 0x0112
 BAND_PIXELS = 1 << 19
 #: Bytes per pixel of a Pillow frame by mode (RGB, RGBA, CMYK, I and F take 4).
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
-#: What the decoders allocate besides the frame, per pixel (measured with Pillow 13): libwebp keeps its own
-#: RGBA canvas and hands Pillow a copy; Pillow's BMP RLE decoder builds the frame in a bytearray first.
-_EXTRA_BYTES_PER_PIXEL = {"WEBP": 8, "BMP_RLE": 1}
+#: What the decoders allocate besides the frame, per pixel (measured with Pillow 13 on 6 MP images): libwebp
+#: keeps its own RGBA canvas and hands Pillow a copy (15.2 bytes a pixel in all); Pillow's PNG decoder
+#: keeps row buffers (16-bit gray: 3.4); Pillow's BMP RLE decoder builds the frame in a bytearray first.
+_EXTRA_BYTES_PER_PIXEL = {"WEBP": 12, "PNG": 1, "BMP_RLE": 1}
+#: The band conversion's own buffers (a band in RGBA and its converted copies), whatever the image's size.
+BAND_BYTES = BAND_PIXELS * 4 * 3
 #: Pillow's BMP RLE decoder is Python, about 1 µs a run on this machine when shared: a file of run-length
 #: coded BMP is held to this size (a scanned page is far smaller; runs of one pixel make the worst case).
 MAX_RLE_BYTES = 1_000_000
@@ -176,7 +179,7 @@ def _load_reduced(
                 raise ImageTooLargeError(f"run-length coded BMPs are read up to {MAX_RLE_BYTES} bytes")
             extra += width * height * _EXTRA_BYTES_PER_PIXEL["BMP_RLE"]
         pixels = image.size[0] * image.size[1]
-        needed = pixels * (_MODE_BYTES.get(image.mode, 4) + _EXTRA_BYTES_PER_PIXEL.get(kind, 0)) + extra
+        needed = pixels * (_MODE_BYTES.get(image.mode, 4) + _EXTRA_BYTES_PER_PIXEL.get(kind, 0)) + extra + BAND_BYTES
         if needed > budget:
             raise _over_budget(f"this {width}x{height} {image.mode} {kind}", needed, budget)
         image.seek(0)
