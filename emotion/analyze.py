@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
+from emotion import memory
 from emotion.classifier import EmotionClassifier
-from emotion.config import Settings
+from emotion.config import PIPELINE_MB, Settings
 from emotion.decode import DecodedImage, decode_image
 from emotion.detect import Box, FaceDetector, crop_region, to_full_size, whole_image
 from emotion.labels import EMOTIONS
@@ -44,19 +46,25 @@ class Analyzer:
         # per-thread allocator arenas), so requests beyond this wait their turn.
         self._slots = threading.BoundedSemaphore(self.settings.max_parallel_analyses)
 
-    def analyze(self, data: bytes, *, preview: bool = True) -> dict[str, Any]:
-        """The result for one image file; raises a typed ``EmotionError`` for bad input."""
-        with self._slots:
-            return self._analyze(data, preview)
+    def analyze(self, data: bytes | Callable[[], bytes], *, preview: bool = True) -> dict[str, Any]:
+        """The result for one image file; raises a typed ``EmotionError`` for bad input.
+
+        ``data`` may be a function that reads the file: it is called once a slot is free, so requests
+        that wait hold no bodies in memory.
+        """
+        with self._slots, memory.given_back():
+            return self._analyze(data() if callable(data) else data, preview)
 
     def decode(self, data: bytes) -> DecodedImage:
-        """The image at the resolution the pipeline needs (see ``decode_image``)."""
+        """The image at the resolution the pipeline needs (see ``decode_image``), within this analysis's
+        share of the instance's memory, less the file itself and the rest of the pipeline."""
         settings = self.settings
         return decode_image(
             data,
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
             long_side=max(settings.detect_max_side, PREVIEW_SIDE),
+            max_decode_bytes=settings.analysis_memory_bytes - len(data) - PIPELINE_MB * 1_000_000,
         )
 
     def find_faces(self, image: DecodedImage) -> Faces:

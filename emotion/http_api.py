@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
+import io
 import json
 import logging
 import time
@@ -32,6 +32,8 @@ PAGE_CSP = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 MULTIPART_OVERHEAD = 64 * 1024
+#: Objects, arrays, members and elements a JSON body may hold (``{"image_base64": "data:...,..."}`` has 4).
+MAX_JSON_VALUES = 1000
 
 
 class BadRequestError(EmotionError):
@@ -81,8 +83,12 @@ def handle(request: flask.Request, analyzer: Analyzer) -> flask.Response:
         log.exception("request failed", extra={"path": request.path})
         response = error_response(500, "internal", "internal error")
     finally:
-        # functions-framework drains the body after the handler; our per-request cap must not fail that.
+        # functions-framework reads the body again after the handler, to drain it. Werkzeug's capped stream
+        # raises when read after it ended exactly at its cap (a body of exactly the limit: an HTML 500),
+        # and an uncapped one would read a refused body into memory: let that read find nothing instead
+        # (gunicorn discards what a client sent beyond what we read, in small chunks).
         request.max_content_length = None
+        request.stream = io.BytesIO()
     _cors(response, analyzer.settings.cors_allow_origin)
     log.info(
         "request",
@@ -107,8 +113,9 @@ def _route(request: flask.Request, analyzer: Analyzer) -> flask.Response:
         response.headers["Allow"] = "GET, POST, OPTIONS"
         return response
     preview = _flag(request.args.get("preview", "true"), "preview")
-    data = read_image(request, analyzer.settings.max_image_bytes)
-    return json_response(200, analyzer.analyze(data, preview=preview))
+    max_bytes = analyzer.settings.max_image_bytes
+    # The body is read once this request's analysis slot is free: waiting requests hold no bodies.
+    return json_response(200, analyzer.analyze(lambda: read_image(request, max_bytes), preview=preview))
 
 
 @functools.cache
@@ -131,7 +138,7 @@ def read_image(request: flask.Request, max_bytes: int) -> bytes:
         data = request.get_data(cache=False)
     elif mimetype == "application/json":
         request.max_content_length = max_bytes * 4 // 3 + 4 + MULTIPART_OVERHEAD
-        data = _from_json(request.get_data(cache=False))
+        data = _from_json(request)
     else:
         raise UnsupportedMediaTypeError(
             f"content type {mimetype or '(none)'} is not accepted; "
@@ -144,18 +151,36 @@ def read_image(request: flask.Request, max_bytes: int) -> bytes:
     return data
 
 
-def _from_json(body: bytes) -> bytes:
+def _from_json(request: flask.Request) -> bytes:
+    """``image_base64`` of a JSON body, parsed in bounded memory: a body with more than a few hundred
+    values is refused before parsing (millions of ``{}`` would take gigabytes as Python objects), and
+    each copy of the large string is dropped as soon as the next one exists."""
+    body = request.get_data(cache=False)
+    values = sum(body.count(mark) for mark in (b"{", b"[", b",", b":"))
+    if values > MAX_JSON_VALUES:
+        raise BadRequestError(f'the JSON body has about {values} values; send one object with "image_base64"')
     try:
-        payload = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
+        del body
+        payload = json.loads(text)
+        del text
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise BadRequestError(f"the body is not valid UTF-8 JSON: {type(exc).__name__}") from exc
-    encoded = payload.get("image_base64") if isinstance(payload, dict) else None
+    encoded = payload.pop("image_base64", None) if isinstance(payload, dict) else None
+    del payload
     if not isinstance(encoded, str):
         raise BadRequestError('the JSON body needs a string field "image_base64"')
-    if encoded.startswith("data:") and "," in encoded:  # a data: URL, as browsers make them
-        encoded = encoded.split(",", 1)[1]
     try:
-        return base64.b64decode("".join(encoded.split()), validate=True)
+        ascii_text = encoded.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise BadRequestError(f'"image_base64" is not valid base64: {exc.reason}') from exc
+    del encoded
+    start = ascii_text.index(b",") + 1 if ascii_text.startswith(b"data:") and b"," in ascii_text else 0
+    if any(space in ascii_text for space in (b" ", b"\n", b"\r", b"\t")):  # wrapped lines, as base64 tools write
+        ascii_text = ascii_text[start:].translate(None, b" \n\r\t")
+        start = 0
+    try:
+        return binascii.a2b_base64(memoryview(ascii_text)[start:], strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise BadRequestError(f'"image_base64" is not valid base64: {exc}') from exc
 
