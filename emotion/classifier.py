@@ -39,8 +39,9 @@ def read_model_info(model_path: Path) -> ModelInfo:
     """Describe ``model_path``; ``model.json`` is optional for ad-hoc models but must match when present."""
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     card = model_path.with_name("model.json")
-    meta = json.loads(card.read_text()) if card.is_file() else {}
-    if meta:
+    meta = {}
+    if card.is_file():
+        meta = _read_card(card)
         if meta.get("sha256") != digest:
             raise ModelError(f"{model_path} does not match the sha256 in {card}")
         if tuple(meta.get("classes", ())) != EMOTIONS:
@@ -53,6 +54,17 @@ def read_model_info(model_path: Path) -> ModelInfo:
         flip_tta=bool(meta.get("flip_tta", False)),
         zoom_tta=bool(meta.get("zoom_tta", False)),
     )
+
+
+def _read_card(card: Path) -> dict:
+    """``model.json`` as a dict; a broken card is a ``ModelError`` like a broken model."""
+    try:
+        meta = json.loads(card.read_text())
+    except ValueError as exc:  # also bad UTF-8
+        raise ModelError(f"{card} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"{card} holds {type(meta).__name__}, not a JSON object")
+    return meta
 
 
 class EmotionClassifier:

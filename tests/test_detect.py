@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotion.detect import FULL_RANGE, SHORT_RANGE, TILE_OVERLAP, Box, FaceDetector, Network, _starts
+from emotion.detect import (
+    FULL_RANGE,
+    SHORT_RANGE,
+    TILE_OVERLAP,
+    Box,
+    FaceDetector,
+    Network,
+    _starts,
+    _weighted_nms,
+)
 from emotion.litert import load_interpreter
 
 HEAD = (slice(10, 230), slice(115, 335))  # the astronaut's head; her face is about half of it
@@ -100,3 +109,49 @@ def test_min_face_decides_whether_small_faces_are_searched(
     found = detector.detect(photo, min_face=48)
     assert len(found) == 1 and holds(found[0].box, spot)
     assert detector.detect(photo, min_face=400) == []
+
+
+# Boxes the networks give on fixed images, measured once with this code. They pin how raw outputs become
+# boxes (anchors, the grow and lift framing, scaling back from each pass's input, the tiles' offsets) to
+# about a pixel: LiteRT's kernels may round a little differently on another CPU.
+def _cluster(found: tuple[np.ndarray, np.ndarray]) -> list[tuple[list[float], float]]:
+    return [(box.round(1).tolist(), round(score, 3)) for box, score in _weighted_nms(*found)]
+
+
+def _close(got: list[tuple[list[float], float]], expected: list[tuple[list[float], float]]) -> bool:
+    return len(got) == len(expected) and all(
+        np.allclose(box, want_box, atol=1.5) and abs(score - want_score) < 0.01
+        for (box, score), (want_box, want_score) in zip(got, expected, strict=True)
+    )
+
+
+def test_each_network_boxes_the_face_where_measured(detector: FaceDetector, astronaut: np.ndarray) -> None:
+    """A 462x300 crop (not square, so x and y scale differently) with the face at about (127, 66)."""
+    crop = astronaut[0:300, 50:512]
+    short = _cluster(detector._whole(detector._short, crop))
+    full = _cluster(detector._whole(detector._full, crop))
+    assert _close(short, [([126.8, 67.5, 94.1, 94.2], 0.949)]), short
+    assert _close(full, [([126.6, 65.3, 99.4, 99.2], 0.939)]), full
+    (face,) = detector.detect(crop)
+    assert np.allclose(list(face.box.as_dict().values()), [127, 67, 95, 95], atol=1.5), face
+    assert face.score == pytest.approx(0.949, abs=0.01)
+
+
+def test_tiles_box_a_small_face_where_measured(
+    detector: FaceDetector, astronaut: np.ndarray, coffee: np.ndarray
+) -> None:
+    """The face pasted at (900, 500) in a 1920x1080 photo: tiles of the image at a quarter of its size."""
+    canvas = np.asarray(Image.fromarray(coffee).resize((1920, 1080)))
+    photo = paste_heads(canvas, astronaut, [(900, 500, 200)])
+    tiled = _cluster(detector._tiled(photo, 0.25))
+    assert _close(tiled, [([956.2, 554.0, 84.3, 84.3], 0.880)]), tiled
+    (face,) = detector.detect(photo)
+    assert np.allclose(list(face.box.as_dict().values()), [956, 554, 84, 84], atol=1.5), face
+
+
+def test_faces_come_largest_first(detector: FaceDetector, astronaut: np.ndarray, coffee: np.ndarray) -> None:
+    canvas = np.asarray(Image.fromarray(coffee).resize((1280, 720)))
+    spots = [(100, 100, 140), (500, 200, 320), (950, 150, 220)]
+    found = detector.detect(paste_heads(canvas, astronaut, spots))
+    assert [next(i for i, spot in enumerate(spots) if holds(face.box, spot)) for face in found] == [1, 2, 0]
+    assert [face.box.area for face in found] == sorted((face.box.area for face in found), reverse=True)
