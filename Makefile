@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # checkov pins versions that clash with the test tools, so it gets a virtualenv of its own.
 CHECKOV_VENV ?= .venv-checkov
 
-.PHONY: run run-gcs test lint
+.PHONY: run run-gcs test lint mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,10 @@ lint: $(VENV)/.dev
 ## Install everything the tests need, lint, then run the whole suite.
 test: lint $(CHECKOV_VENV)/bin/checkov
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(BIN)/python -m pytest
+
+## Mutation testing, outside CI's time (minutes a module): each module's mutants against its own tests.
+## make mutation MODULES="detect config" (default: every module in tests/mutation/mutation.toml);
+## scores go to tests/mutation/scores.md and scores.json.
+MODULES ?=
+mutation: $(VENV)/.dev
+	nice -n 10 $(BIN)/python tests/mutation/run.py $(MODULES)

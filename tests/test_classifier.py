@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -135,6 +136,12 @@ def test_without_a_card_the_model_is_described_by_its_file(model_copy) -> None:
     )
 
 
+def test_model_info_cannot_change_once_read(model_copy) -> None:
+    info = read_model_info(model_copy[0])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.flip_tta = True  # type: ignore[misc]
+
+
 def test_the_card_names_the_model_and_its_views(model_copy) -> None:
     path, card = model_copy
     card |= {"name": "other", "version": "7", "input_size": 48, "flip_tta": True, "zoom_tta": False}
@@ -190,15 +197,23 @@ def test_the_card_decides_the_views_unless_forced(model_copy) -> None:
 
 def test_crops_are_shrunk_with_area_averaging_and_enlarged_linearly(classifier: EmotionClassifier) -> None:
     rng = np.random.default_rng(5)
-    big, small, tall, wide, exact = (
-        rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(96, 96), (24, 30), (96, 30), (30, 96), (48, 48)]
-    )
-    batch = classifier.preprocess([big, small, tall, wide, exact])
-    assert batch.shape == (5, 48, 48, 1) and batch.dtype == np.float32
     area, linear = cv2.INTER_AREA, cv2.INTER_LINEAR
-    for got, face, how in zip(batch, [big, small, tall, wide], [area, linear, area, area], strict=False):
-        np.testing.assert_array_equal(got[..., 0], cv2.resize(face, (48, 48), interpolation=how))
-    np.testing.assert_array_equal(batch[4, ..., 0], exact)
+    cases = [
+        ((96, 96), area),
+        ((24, 30), linear),
+        ((96, 30), area),  # shrunk along one side is enough
+        ((30, 96), area),
+        ((48, 30), linear),  # the model's size along one side is not shrinking
+        ((30, 48), linear),
+    ]
+    faces = [rng.integers(0, 256, shape, dtype=np.uint8) for shape, _ in cases]
+    exact = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+    batch = classifier.preprocess([*faces, exact])
+    assert batch.shape == (7, 48, 48, 1) and batch.dtype == np.float32
+    for got, face, (shape, how) in zip(batch, faces, cases, strict=False):
+        expected = cv2.resize(face, (48, 48), interpolation=how)
+        np.testing.assert_array_equal(got[..., 0], expected, err_msg=str(shape))
+    np.testing.assert_array_equal(batch[6, ..., 0], exact)
 
 
 def test_a_bad_crop_is_named_in_the_error(classifier: EmotionClassifier) -> None:
