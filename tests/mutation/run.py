@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -152,79 +155,111 @@ def _kept(operator: str, kept: list[str]) -> bool:
     return operator.removeprefix("core/") in kept
 
 
-def run_module(module: str, config: dict, scratch: Path, python: str, verbose: bool) -> dict:
-    from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+def _prewarm() -> None:
+    """Import the heavy third-party modules once: each forked test run then starts without their cost."""
+    for name in ("numpy", "cv2", "PIL.Image", "pytest", "requests", "jsonschema", "ai_edge_litert.interpreter"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
-    spec = config["modules"][module]
+
+def _run_tests(scratch: Path, tests: list[str], timeout: float, log: Path | None = None) -> str:
+    """``killed``, ``survived`` or ``timeout``: pytest on ``tests`` in a child forked from this process
+    (which has imported nothing of the project, so the child imports the module as it is on disk now)."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 70
+        try:
+            os.setsid()  # its own process group, so a timeout also ends the servers a test started
+            os.chdir(scratch)
+            sys.path.insert(0, str(scratch))
+            sys.dont_write_bytecode = True  # a mutant rewritten within the same second must not reuse a .pyc
+            out = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            import pytest
+
+            code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests]))
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+        if time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "timeout"
+        time.sleep(0.02)
+
+
+def run_module(module: str, config: dict, scratch: Path, sample: int, verbose: bool) -> dict:
+    """Make the module's mutants with cosmic-ray, run its tests against each, and count."""
+    import cosmic_ray.plugins
+    from cosmic_ray.mutating import use_mutation
+    from cosmic_ray.work_db import use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+
     path = f"emotion/{module}.py"
-    tests = spec["tests"]
-    command = f"{python} -m pytest -x -q -p no:cacheprovider -p no:randomly {' '.join(tests)}"
+    tests = config["modules"][module]["tests"]
 
+    log = scratch / f"{module}.baseline.log"
     started = time.monotonic()
-    baseline = subprocess.run(command.split(), cwd=scratch, capture_output=True, text=True)
+    if _run_tests(scratch, tests, 1800, log) != "survived":
+        sys.exit(f"{module}: the tests fail without any mutation:\n{log.read_text()[-3000:]}")
     baseline_s = time.monotonic() - started
-    if baseline.returncode != 0:
-        sys.exit(f"{module}: the tests fail without any mutation:\n{baseline.stdout[-3000:]}")
     timeout = max(30.0, 4 * baseline_s)
 
     cfg = scratch / f"{module}.toml"
-    cfg.write_text(
-        "[cosmic-ray]\n"
-        f'module-path = "{path}"\n'
-        f"timeout = {timeout:.0f}\n"
-        "excluded-modules = []\n"
-        f'test-command = "{command}"\n'
-        "[cosmic-ray.distributor]\n"
-        'name = "local"\n'
-    )
+    cfg.write_text(f'[cosmic-ray]\nmodule-path = "{path}"\nexcluded-modules = []\n')
     session = scratch / f"{module}.sqlite"
     session.unlink(missing_ok=True)
-    cosmic_ray = str(Path(python).with_name("cosmic-ray"))
-    subprocess.run([cosmic_ray, "init", str(cfg), str(session)], cwd=scratch, check=True)
+    cli = str(Path(sys.executable).with_name("cosmic-ray"))
+    subprocess.run([cli, "init", str(cfg), str(session)], cwd=scratch, check=True)
 
     source = (scratch / path).read_text()
     equivalents = _equivalents(config, module)
-    used = set()
+    used, run, equivalent = set(), [], 0
     with use_db(str(session)) as db:
+        specs = {item.job_id: item.mutations[0] for item in db.pending_work_items}
         mutants, in_annotations = _mutants(db, source, config["operators"])
-        all_ids = {m.job_id for m in mutants}
-        run = []
         for mutant in mutants:
             entry = next((i for i, e in enumerate(equivalents) if _matches(e, mutant)), None)
-            if entry is not None:
-                used.add(entry)
-                continue
-            run.append(mutant)
-        # everything else is marked skipped so that `cosmic-ray exec` runs only the kept mutants
-        keep = {m.job_id for m in run}
-        for item in list(db.pending_work_items):
-            if item.job_id not in keep:
-                db.set_result(item.job_id, WorkResult(output="not run", worker_outcome=WorkerOutcome.SKIPPED))
-    print(
-        f"{module}: {len(run)} mutants to run ({len(all_ids) - len(run)} listed as equivalent, {in_annotations} in "
-        f"annotations), tests: {' '.join(tests)}, baseline {baseline_s:.1f} s",
-        flush=True,
-    )
-
-    exec_started = time.monotonic()
-    subprocess.run([cosmic_ray, "exec", str(cfg), str(session)], cwd=scratch, check=True)
-    elapsed = time.monotonic() - exec_started
-
-    by_id = {m.job_id: m for m in run}
-    killed, survived, timeouts = [], [], 0
-    with use_db(str(session), WorkDB.Mode.open) as db:
-        for job_id, result in db.results:
-            mutant = by_id.get(job_id)
-            if mutant is None:
-                continue
-            if result.worker_outcome != WorkerOutcome.NORMAL or result.is_killed:
-                killed.append(mutant)
-                timeouts += result.output == "timeout"
+            if entry is None:
+                run.append(mutant)
             else:
-                survived.append(mutant)
-                if verbose:
-                    print(result.diff, flush=True)
+                used.add(entry)
+                equivalent += 1
+        total = len(run)
+        run = run[::sample]
+        print(
+            f"{module}: {len(run)} of {total} mutants to run ({equivalent} listed as equivalent, {in_annotations} in "
+            f"annotations), tests: {' '.join(tests)}, baseline {baseline_s:.1f} s",
+            flush=True,
+        )
+        killed, survived, timeouts = [], [], 0
+        exec_started = time.monotonic()
+        for number, mutant in enumerate(run, start=1):
+            spec = specs[mutant.job_id]
+            operator = cosmic_ray.plugins.get_operator(spec.operator_name)(**(spec.operator_args or {}))
+            with use_mutation(scratch / path, operator, spec.occurrence) as (_, mutated):
+                assert mutated is not None, mutant
+                outcome = _run_tests(scratch, tests, timeout)
+            (survived if outcome == "survived" else killed).append(mutant)
+            timeouts += outcome == "timeout"
+            db.set_result(
+                mutant.job_id,
+                WorkResult(
+                    output=outcome,
+                    test_outcome=TestOutcome.SURVIVED if outcome == "survived" else TestOutcome.KILLED,
+                    worker_outcome=WorkerOutcome.NORMAL,
+                ),
+            )
+            if outcome == "survived" and verbose:
+                print(f"  survived {mutant.describe()}", flush=True)
+            if number % 25 == 0:
+                print(f"  {number}/{len(run)}: {len(survived)} survived so far", flush=True)
+        elapsed = time.monotonic() - exec_started
     scored = len(killed) + len(survived)
     return {
         "module": path,
@@ -232,8 +267,9 @@ def run_module(module: str, config: dict, scratch: Path, python: str, verbose: b
         "killed": len(killed),
         "survived": len(survived),
         "timeouts": timeouts,
-        "equivalent": sum(1 for m in mutants if any(_matches(e, m) for e in equivalents)),
+        "equivalent": equivalent,
         "in_annotations": in_annotations,
+        "sampled": f"every {sample}th of {total}" if sample > 1 else None,
         "score": round(len(killed) / scored, 4) if scored else None,
         "seconds": round(elapsed, 1),
         "surviving": sorted((m.describe() for m in survived), key=lambda s: int(s.split()[0][1:])),
@@ -271,7 +307,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", help="module names under emotion/ (default: all in mutation.toml)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (its sessions) afterwards")
-    parser.add_argument("--diffs", action="store_true", help="print each surviving mutant's diff")
+    parser.add_argument("--verbose", action="store_true", help="print each surviving mutant as it survives")
+    parser.add_argument("--sample", type=int, default=1, help="run every Nth mutant only (a quick estimate)")
     parser.add_argument("--tests", nargs="+", help="run these test files instead of the module's (one module)")
     parser.add_argument(
         "--out", type=Path, default=SCORES_JSON, help="scores file (the table is written only beside the default one)"
@@ -286,12 +323,12 @@ def main() -> None:
         if len(modules) != 1:
             sys.exit("--tests needs exactly one module")
         config["modules"][modules[0]]["tests"] = args.tests
-    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+    _prewarm()
     scratch = Path(tempfile.mkdtemp(prefix="emotion-mutation-"))
     try:
         _copy_tree(scratch)
         for module in modules:
-            result = run_module(module, config, scratch, python, args.diffs)
+            result = run_module(module, config, scratch, args.sample, args.verbose)
             result["measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
             _write({module: result}, args.out.resolve())
             score = "n/a" if result["score"] is None else f"{result['score']:.1%}"
