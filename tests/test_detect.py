@@ -155,3 +155,50 @@ def test_faces_come_largest_first(detector: FaceDetector, astronaut: np.ndarray,
     found = detector.detect(paste_heads(canvas, astronaut, spots))
     assert [next(i for i, spot in enumerate(spots) if holds(face.box, spot)) for face in found] == [1, 2, 0]
     assert [face.box.area for face in found] == sorted((face.box.area for face in found), reverse=True)
+
+
+def _passes(detector: FaceDetector, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[int, ...]]]:
+    """Records the shape of every input each network is given (the real networks still run)."""
+    seen: dict[str, list[tuple[int, ...]]] = {"short": [], "full": []}
+    for name in seen:
+        runner = getattr(detector, f"_{name}")
+        original = runner.run
+
+        def run(tile: np.ndarray, _original=original, _name=name) -> tuple[np.ndarray, np.ndarray]:
+            seen[_name].append(tile.shape)
+            return _original(tile)
+
+        monkeypatch.setattr(runner, "run", run)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("shape", "min_face", "short", "full"),
+    [
+        # 1920 px long, faces from 48 px: a working image of 480x270 (18/48 would allow 720, DETECT_MAX_SIDE
+        # caps it), tiles at x = 0, 96, 192, 288 and y = 0, 78; 64 / 0.25 = 256 px of overlap is less than
+        # the short-range reach of 0.2 x 1920 = 384, so the full-range network also sees the whole image.
+        ((1080, 1920), 48, [(72, 128, 3)], [(192, 192, 3)] * 8 + [(108, 192, 3)]),
+        # 512 px, faces from 48: the working image would be 512 x 18/48 = 192, one tile: no tiling.
+        ((512, 512), 48, [(128, 128, 3)], [(192, 192, 3)]),
+        # faces from 400 px: 1920 x 18/400 = 86 px, no tiling.
+        ((1080, 1920), 400, [(72, 128, 3)], [(108, 192, 3)]),
+        # 1000 px, faces from 80: a 225x135 working image in two tiles (x = 0, 33) whose 64 / 0.225 = 284 px
+        # of overlap reach the short range's 0.2 x 1000 = 200: no whole-image full-range pass.
+        ((600, 1000), 80, [(77, 128, 3)], [(135, 192, 3)] * 2),
+        # a small image is never enlarged for the tiles
+        ((100, 150), 10, [(85, 128, 3)], [(128, 192, 3)]),
+    ],
+)
+def test_which_passes_run_on_which_inputs(
+    detector: FaceDetector, monkeypatch: pytest.MonkeyPatch, shape, min_face: int, short: list, full: list
+) -> None:
+    seen = _passes(detector, monkeypatch)
+    detector.detect(np.zeros((*shape, 3), np.uint8), min_face=min_face)
+    assert seen == {"short": short, "full": full}
+
+
+def test_the_astronaut_is_one_face_where_measured(detector: FaceDetector, astronaut: np.ndarray) -> None:
+    (face,) = detector.detect(astronaut)
+    assert np.allclose(list(face.box.as_dict().values()), [180, 72, 90, 90], atol=1.5), face
+    assert face.score == pytest.approx(0.940, abs=0.01)
