@@ -74,9 +74,20 @@ def test_small_faces_across_a_large_photo_are_each_found_once(
     """Faces far too small for the whole-image passes are found on tiles, including those cut by a tile edge;
     the large box the short-range network draws around this group is dropped."""
     canvas = np.asarray(Image.fromarray(coffee).resize((1920, 1080)))
-    # At 1920 wide the working image is 480 wide; tiles start at x = 0, 96, 192 and 288 working px
-    # (0, 384, 768, 1152 here), so the second and fourth heads sit across tile edges.
-    spots = [(60, 120, 200), (300, 600, 210), (700, 150, 190), (1100, 560, 220), (1500, 200, 200), (1650, 700, 230)]
+    # At 1920 wide the working image is 480x270, in tiles at x = 0, 96, 192, 288 and y = 0, 78 working px
+    # (x = 0, 384, 768, 1152 and y = 0, 312 here). The second and fifth heads sit across tile edges. The third
+    # is centred at x = 610 (152.5 working px), where only the cores of the first two tiles (a tile less half
+    # the overlap on inner sides: x < 160 and x >= 128) hold it. The first and last sit in the outer margins
+    # that only one tile covers: x and y under 32 working px, and x over 448 with y over 238.
+    spots = [
+        (0, 0, 200),
+        (300, 600, 210),
+        (520, 830, 180),
+        (700, 150, 190),
+        (1100, 560, 220),
+        (1500, 200, 200),
+        (1740, 895, 180),
+    ]
     found = detector.detect(paste_heads(canvas, astronaut, spots))
     assert all(0.5 <= face.score <= 1 for face in found)
     boxes = [face.box for face in found]
@@ -186,8 +197,9 @@ def _passes(detector: FaceDetector, monkeypatch: pytest.MonkeyPatch) -> dict[str
         # 1000 px, faces from 80: a 225x135 working image in two tiles (x = 0, 33) whose 64 / 0.225 = 284 px
         # of overlap reach the short range's 0.2 x 1000 = 200: no whole-image full-range pass.
         ((600, 1000), 80, [(77, 128, 3)], [(135, 192, 3)] * 2),
-        # a small image is never enlarged for the tiles
+        # a small image is never enlarged for the tiles, whatever the smallest face asked for
         ((100, 150), 10, [(85, 128, 3)], [(128, 192, 3)]),
+        ((100, 150), 0, [(85, 128, 3)], [(128, 192, 3)]),
     ],
 )
 def test_which_passes_run_on_which_inputs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import cv2
@@ -85,6 +86,8 @@ def test_intersection_over_union() -> None:
     )
     np.testing.assert_allclose(_iou(box, others), [1, 1 / 3, 1 / 3, 0, 0, 0.16, 16 / 148, 0])
     assert _iou(np.zeros(4), np.zeros((1, 4)))[0] == 0  # two empty boxes: no overlap, no division by zero
+    tiny = np.array([3.0, 3.0, 0.5, 0.5])  # boxes under a pixel still compare by their own areas
+    np.testing.assert_allclose(_iou(tiny, np.array([tiny, [3.25, 3.0, 0.5, 0.5]])), [1, 1 / 3])
 
 
 def test_weighted_nms_merges_a_cluster_into_its_score_weighted_mean() -> None:
@@ -209,3 +212,16 @@ def test_resize_keeps_the_original_at_scale_one_and_never_goes_below_one_pixel()
     assert _resize(rgb, 0.26).shape == (8, 10, 3)  # rounded, not truncated: 7.8 x 10.4
     np.testing.assert_array_equal(_resize(rgb, 0.5), cv2.resize(rgb, (20, 15), interpolation=cv2.INTER_AREA))
     np.testing.assert_array_equal(_resize(rgb, 1.5), cv2.resize(rgb, (60, 45), interpolation=cv2.INTER_LINEAR))
+
+
+def test_boxes_and_detections_are_values() -> None:
+    """Frozen, so threads can share them and they can be set members or dict keys."""
+    box = Box(1, 2, 3, 4)
+    found = Detection(box, 0.5)
+    assert {box, Box(1, 2, 3, 4)} == {box} and {found: 1}[Detection(Box(1, 2, 3, 4), 0.5)] == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        box.x = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        found.score = 1.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        FULL_RANGE.size = 128  # type: ignore[misc]
