@@ -86,6 +86,8 @@ def test_intersection_over_union() -> None:
     )
     np.testing.assert_allclose(_iou(box, others), [1, 1 / 3, 1 / 3, 0, 0, 0.16, 16 / 148, 0])
     assert _iou(np.zeros(4), np.zeros((1, 4)))[0] == 0  # two empty boxes: no overlap, no division by zero
+    wide = np.array([0.0, 0.0, 20.0, 10.0])  # width and height differ, so neither can stand in for the other
+    np.testing.assert_allclose(_iou(wide, np.array([[10.0, 0, 20, 10], [0, 5, 20, 10], [0, 0, 10, 20]])), [1 / 3] * 3)
     tiny = np.array([3.0, 3.0, 0.5, 0.5])  # boxes under a pixel still compare by their own areas
     np.testing.assert_allclose(_iou(tiny, np.array([tiny, [3.25, 3.0, 0.5, 0.5]])), [1, 1 / 3])
 
