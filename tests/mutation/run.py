@@ -182,15 +182,20 @@ def _run_tests(scratch: Path, tests: list[str], timeout: float, log: Path | None
         finally:
             os._exit(code)
     deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
-        if time.monotonic() > deadline:
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+            if time.monotonic() > deadline:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return "timeout"
+            time.sleep(0.02)
+    except BaseException:  # interrupted or terminated: take the test run (and its servers) down too
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "timeout"
-        time.sleep(0.02)
+        raise
 
 
 def run_module(module: str, config: dict, scratch: Path, sample: int, verbose: bool) -> dict:
@@ -350,5 +355,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a terminated run cleans up as on Ctrl-C
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     main()
