@@ -200,13 +200,18 @@ def _passes(detector: FaceDetector, monkeypatch: pytest.MonkeyPatch) -> dict[str
         # a small image is never enlarged for the tiles, whatever the smallest face asked for
         ((100, 150), 10, [(85, 128, 3)], [(128, 192, 3)]),
         ((100, 150), 0, [(85, 128, 3)], [(128, 192, 3)]),
+        # by default faces from 48 px are sought: 512 px is not tiled (as above), 520 is (520 x 18/48 = 195 px,
+        # two tiles a side whose 171 px of overlap reach past the short range's 104)
+        ((512, 512), None, [(128, 128, 3)], [(192, 192, 3)]),
+        ((520, 520), None, [(128, 128, 3)], [(192, 192, 3)] * 4),
     ],
 )
 def test_which_passes_run_on_which_inputs(
-    detector: FaceDetector, monkeypatch: pytest.MonkeyPatch, shape, min_face: int, short: list, full: list
+    detector: FaceDetector, monkeypatch: pytest.MonkeyPatch, shape, min_face: int | None, short: list, full: list
 ) -> None:
     seen = _passes(detector, monkeypatch)
-    detector.detect(np.zeros((*shape, 3), np.uint8), min_face=min_face)
+    image = np.zeros((*shape, 3), np.uint8)
+    detector.detect(image) if min_face is None else detector.detect(image, min_face=min_face)
     assert seen == {"short": short, "full": full}
 
 
