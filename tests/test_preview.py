@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -47,15 +48,20 @@ def test_a_box_is_drawn_on_the_scaled_photo_at_its_scaled_place() -> None:
     assert row[395:404].tolist() == [0, 0, 0, GREY, GREY, GREY, 0, 0, 0]  # right edge
     assert column[395:404].tolist() == [0, 0, 0, GREY, GREY, GREY, 0, 0, 0]  # bottom edge
     assert preview[250:350, 250:350].max() == 0  # inside
-    # the tag "1. neutral 50%" sits on top of the box: 21 px high (text 12 + baseline 5 + 4), 122 px wide
-    assert (abs(preview[179:181, 200:322] - GREY) <= 3).all() and preview[177, 200:322].max() <= 3
-    assert preview[179:199, 324:340].max() <= 3
+    # the tag "1. neutral 50%" sits on top of the box: rows 179-200 (text 12 + baseline 5 + 4 px), columns
+    # 200-322 (text 118 + 4 px)
+    assert (abs(preview[179:181, 200:323] - GREY) <= 3).all() and preview[178, 200:323].max() <= 3
+    assert (abs(preview[179:199, 322] - GREY) <= 3).all() and preview[179:199, 323:340].max() <= 3
+    # and holds the label in black, 2 px in from its corner, as OpenCV writes it
+    expected = np.full((19, 123), GREY, np.uint8)
+    cv2.putText(expected, "1. neutral 50%", (2, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+    assert np.abs(preview[179:198, 200:323] - expected).max() <= 8
 
 
 def test_the_tag_goes_inside_a_box_that_touches_the_top() -> None:
     photo = np.zeros((1280, 1280, 3), np.uint8)
     preview = _render(photo, [Box(400, 0, 400, 400)], [("neutral", 0.5)], quality=100)[..., 0]
-    assert (abs(preview[19:21, 200:322] - GREY) <= 3).all()  # its bottom rows, below the text
+    assert (abs(preview[19:22, 200:322] - GREY) <= 3).all()  # its bottom rows, below the text
     assert preview[22:40, 250:300].max() == 0
 
 
@@ -109,3 +115,17 @@ def test_the_default_quality_is_85() -> None:
 def test_boxes_and_labels_must_pair_up() -> None:
     with pytest.raises(ValueError):
         render_preview(np.zeros((10, 10, 3), np.uint8), [Box(0, 0, 5, 5)], [])
+
+
+def test_the_tag_goes_above_a_box_with_just_enough_room() -> None:
+    """A box at y = 21 on the preview has exactly the 21 rows the tag needs above it."""
+    photo = np.zeros((1280, 1280, 3), np.uint8)
+    preview = _render(photo, [Box(400, 42, 400, 400)], [("neutral", 0.5)], quality=100)[..., 0]
+    assert (abs(preview[0:2, 200:322] - GREY) <= 3).all()
+    assert preview[23:40, 250:300].max() <= 3
+
+
+def test_outlines_are_three_pixels_wide_on_a_small_photo_too() -> None:
+    photo = np.zeros((200, 300, 3), np.uint8)
+    preview = _render(photo, [Box(50, 60, 100, 100)], [("neutral", 0.5)], quality=100)[..., 0]
+    assert preview[110, 46:55].tolist() == [0, 0, 0, GREY, GREY, GREY, 0, 0, 0]
