@@ -68,3 +68,36 @@ def test_a_large_jpeg_decoded_at_reduced_scale_reports_boxes_at_full_size(astron
     assert abs(box["x"] - 956) <= 6 and abs(box["y"] - 554) <= 6 and abs(box["width"] - 84) <= 6, box
     strict = Analyzer(Settings(detect_min_face=400, whole_image_fallback=False))
     assert strict.analyze(encode(canvas, "JPEG", quality=90), preview=False)["faces"] == []
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer(Settings())
+
+
+def test_the_dominant_emotion_is_that_of_the_largest_face(analyzer: Analyzer, astronaut: np.ndarray) -> None:
+    """The astronaut (about 96 px, happy) beside the cameraman of scikit-image's camera() (about 49 px)."""
+    from skimage import data
+
+    canvas = np.full((600, 1100, 3), 128, np.uint8)
+    canvas[0:512, 0:512] = astronaut
+    canvas[100:500, 600:1000] = np.asarray(Image.fromarray(data.camera()).convert("RGB").resize((400, 400)))
+    result = analyzer.analyze(encode(canvas, "PNG"), preview=False)
+    first, second = result["faces"]
+    assert first["box"]["width"] > second["box"]["width"] and first["box"]["x"] < 512 < second["box"]["x"]
+    assert first["dominant_emotion"] != second["dominant_emotion"], "the test needs two different answers"
+    assert result["dominant_emotion"] == first["dominant_emotion"] == "happy"
+
+
+def test_without_a_face_the_model_sees_the_centre_square(analyzer: Analyzer) -> None:
+    ramp = np.tile(np.linspace(0, 255, 200).astype(np.uint8), (120, 1))  # a horizontal ramp, no face
+    image = analyzer.decode(encode(np.stack([ramp] * 3, axis=-1), "PNG"))
+    faces = analyzer.find_faces(image)
+    assert (faces.detection, faces.boxes, faces.full_boxes, faces.scores) == (
+        "whole_image",
+        [Box(0, 0, 200, 120)],
+        [Box(0, 0, 200, 120)],
+        [None],
+    )
+    (crop,) = faces.crops
+    np.testing.assert_array_equal(crop, ramp[:, 40:160])
