@@ -282,7 +282,12 @@ def run_module(module: str, config: dict, scratch: Path, sample: int, verbose: b
     }
 
 
-def _write(results: dict[str, dict], out: Path) -> None:
+README = ROOT / "README.md"
+
+
+def _write(results: dict[str, dict], out: Path, config: dict) -> None:
+    """Merge ``results`` into the scores file; beside the default one, also the table in scores.md (with
+    the survivors and the equivalent list) and in the README between its mutation markers."""
     scores = json.loads(out.read_text()) if out.is_file() else {}
     scores.update(results)
     out.write_text(json.dumps(dict(sorted(scores.items())), indent=2) + "\n")
@@ -293,19 +298,35 @@ def _write(results: dict[str, dict], out: Path) -> None:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for _, s in sorted(scores.items()):
-        score = "n/a" if s["score"] is None else f"{s['score']:.0%}"
+        score = "n/a" if s["score"] is None else f"{s['score']:.1%}"
+        if s.get("sampled"):
+            score += f" ({s['sampled']})"
         rows.append(
             f"| `{s['module']}` | {s['killed']} | {s['survived']} | {s['equivalent']} | {score} | "
             f"{', '.join(f'`{t}`' for t in s['tests'])} | {s['measured']} |"
         )
+    table = "\n".join(rows) + "\n"
     survivors = [f"- `{s['module']}` {line}" for _, s in sorted(scores.items()) for line in s["surviving"]]
+    equivalents = [
+        f"- `emotion/{e['module']}.py` `{e['line']}`"
+        + (f" -> `{e['mutated']}`" if "mutated" in e else "")
+        + f": {' '.join(e['reason'].split())}"
+        for e in sorted(config.get("equivalent", []), key=lambda e: e["module"])
+    ]
     SCORES_MD.write_text(
         "# Mutation scores\n\nWritten by `make mutation` (`tests/mutation/run.py`); do not edit by hand.\n\n"
-        + "\n".join(rows)
-        + "\n\n## Surviving mutants\n\n"
+        + table
+        + "\n## Surviving mutants\n\n"
         + ("\n".join(survivors) if survivors else "None.")
+        + "\n\n## Equivalent mutants (from mutation.toml: not run, not counted)\n\n"
+        + ("\n".join(equivalents) if equivalents else "None.")
         + "\n"
     )
+    start, end = "<!-- mutation:start -->\n", "<!-- mutation:end -->"
+    readme = README.read_text()
+    if start in readme and end in readme:
+        head, rest = readme.split(start, 1)
+        README.write_text(head + start + table + rest[rest.index(end) :])
 
 
 def main() -> None:
@@ -335,7 +356,7 @@ def main() -> None:
         for module in modules:
             result = run_module(module, config, scratch, args.sample, args.verbose)
             result["measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
-            _write({module: result}, args.out.resolve())
+            _write({module: result}, args.out.resolve(), config)
             score = "n/a" if result["score"] is None else f"{result['score']:.1%}"
             print(
                 f"{module}: {result['killed']} killed, {result['survived']} survived, "
