@@ -219,3 +219,52 @@ def test_the_astronaut_is_one_face_where_measured(detector: FaceDetector, astron
     (face,) = detector.detect(astronaut)
     assert np.allclose(list(face.box.as_dict().values()), [180, 72, 90, 90], atol=1.5), face
     assert face.score == pytest.approx(0.940, abs=0.01)
+
+
+def test_each_tile_keeps_the_faces_whose_centre_lies_in_its_core(
+    detector: FaceDetector, monkeypatch: pytest.MonkeyPatch, astronaut: np.ndarray, coffee: np.ndarray
+) -> None:
+    """The tiles' answers, worked out here from what the network said on each tile: a detection is kept by
+    its tile when its centre lies in the tile less 32 px (half the overlap) on each side that has a neighbour,
+    then moved by the tile's origin and scaled back to the photo."""
+    canvas = np.asarray(Image.fromarray(coffee).resize((1920, 1080)))
+    # besides faces in the outer margins and across edges, two centred 8 px inside a core's edge (x = 544 and
+    # 1440, 136 and 360 working px: 40 px into the second tile, 168 px into the third)
+    spots = [
+        (0, 0, 200),
+        (300, 600, 210),
+        (454, 250, 180),
+        (520, 830, 180),
+        (1100, 560, 220),
+        (1350, 250, 180),
+        (1740, 0, 180),
+        (1740, 895, 180),
+    ]
+    photo = paste_heads(canvas, astronaut, spots)
+    said = []
+    original = detector._full.run
+
+    def run(tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        said.append(original(tile))
+        return said[-1]
+
+    monkeypatch.setattr(detector._full, "run", run)
+    boxes, scores = detector._tiled(photo, 0.25)  # a 480x270 working image
+    origins = [(top, left) for top in (0, 78) for left in (0, 96, 192, 288)]
+    assert len(said) == len(origins)
+    expected_boxes, expected_scores = [], []
+    for (top, left), (found, score) in zip(origins, said, strict=True):
+        for (x, y, w, h), s in zip(found.tolist(), score.tolist(), strict=True):
+            cx, cy = x + w / 2, y + h / 2
+            if (
+                (left == 0 or cx >= 32)
+                and (left == 288 or cx < 160)
+                and (top == 0 or cy >= 32)
+                and (top == 78 or cy < 160)
+            ):
+                expected_boxes.append([(x + left) * 4, (y + top) * 4, w * 4, h * 4])
+                expected_scores.append(s)
+    assert len(expected_boxes) > len(spots)  # every face, some in two tiles
+    np.testing.assert_allclose(boxes, np.array(expected_boxes).reshape(-1, 4), rtol=1e-12)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12)
+    assert sum(len(score) for _, score in said) > len(expected_scores)  # and drops some: faces cut by an edge

@@ -111,6 +111,13 @@ def test_weighted_nms_threshold_is_an_iou_of_0_3(shift: int, clusters: int) -> N
     assert len(merged) == clusters
 
 
+def test_weighted_nms_merges_only_above_0_3() -> None:
+    """An IoU of exactly 0.3 (3 px shared of 10: boxes 8 and 5 px wide) keeps the two apart."""
+    boxes = np.array([[0.0, 0, 8, 1], [5, 0, 5, 1]])
+    assert _iou(boxes[0], boxes[1:])[0] == 0.3
+    assert len(_weighted_nms(boxes, np.array([0.9, 0.8]))) == 2
+
+
 def test_weighted_nms_keeps_an_empty_box_as_its_own_cluster() -> None:
     merged = _weighted_nms(np.array([[5.0, 5, 0, 0], [0, 0, 10, 10]]), np.array([0.9, 0.8]))
     assert [(box.tolist(), score) for box, score in merged] == [([5, 5, 0, 0], 0.9), ([0, 0, 10, 10], 0.8)]
