@@ -215,6 +215,11 @@ def test_which_passes_run_on_which_inputs(
     assert seen == {"short": short, "full": full}
 
 
+def test_the_working_image_is_at_most_480_px_long_by_default(detector: FaceDetector) -> None:
+    """As DETECT_MAX_SIDE's default: the tiles of a 1920-px photo cover a 480-px working image."""
+    assert detector.max_side == 480
+
+
 def test_the_astronaut_is_one_face_where_measured(detector: FaceDetector, astronaut: np.ndarray) -> None:
     (face,) = detector.detect(astronaut)
     assert np.allclose(list(face.box.as_dict().values()), [180, 72, 90, 90], atol=1.5), face
