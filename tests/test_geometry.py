@@ -17,6 +17,7 @@ from emotion.detect import (
     _clip,
     _drop_enclosing,
     _iou,
+    _merge,
     _resize,
     _starts,
     _weighted_nms,
@@ -234,3 +235,22 @@ def test_boxes_and_detections_are_values() -> None:
         found.score = 1.0  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         FULL_RANGE.size = 128  # type: ignore[misc]
+
+
+def test_merging_rounds_clips_drops_what_lies_outside_and_sorts_largest_first() -> None:
+    boxes = np.array(
+        [
+            [10.0, 10.0, 20.0, 20.0],  # a small face
+            [50.4, 40.5, 30.5, 31.5],  # a larger one, rounded half to even: 50, 40, 30, 32
+            [90.0, 80.0, 30.0, 30.0],  # past the right and bottom edges: clipped to 10 x 20
+            [100.0, 10.0, 20.0, 20.0],  # starting at the right edge: nothing left inside
+            [10.0, 100.0, 20.0, 20.0],  # starting at the bottom edge
+            [130.0, 10.0, 20.0, 20.0],  # wholly outside
+        ]
+    )
+    scores = np.array([0.9, 0.8, 0.7, 0.95, 0.95, 0.95])
+    assert _merge(boxes, scores, 100, 100) == [
+        Detection(Box(50, 40, 30, 32), 0.8),
+        Detection(Box(10, 10, 20, 20), 0.9),
+        Detection(Box(90, 80, 10, 20), 0.7),
+    ]
