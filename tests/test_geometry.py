@@ -159,6 +159,8 @@ def test_a_box_only_touching_a_surer_face_is_kept() -> None:
         (_found(40, 20, 20, 0.9), False),  # x = 50
         (_found(20, 0, 20, 0.9), True),  # y = 10
         (_found(20, 40, 20, 0.9), False),  # y = 50
+        (_found(30, 20, 20, 0.9), True),  # centre at x = 40 inside, right edge (50) outside
+        (_found(20, 30, 20, 0.9), True),  # centre at y = 40 inside, bottom edge (50) outside
     ]:
         assert _drop_enclosing([big, small]) == ([small] if inside else [big, small]), small
 

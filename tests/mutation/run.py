@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -198,7 +199,7 @@ def _run_tests(scratch: Path, tests: list[str], timeout: float, log: Path | None
         raise
 
 
-def run_module(module: str, config: dict, scratch: Path, sample: int, verbose: bool) -> dict:
+def run_module(module: str, config: dict, scratch: Path, sample: int, match: str | None, verbose: bool) -> dict:
     """Make the module's mutants with cosmic-ray, run its tests against each, and count."""
     import cosmic_ray.plugins
     from cosmic_ray.mutating import use_mutation
@@ -236,7 +237,7 @@ def run_module(module: str, config: dict, scratch: Path, sample: int, verbose: b
                 used.add(entry)
                 equivalent += 1
         total = len(run)
-        run = run[::sample]
+        run = [m for m in run if re.search(match, m.describe())] if match else run[::sample]
         print(
             f"{module}: {len(run)} of {total} mutants to run ({equivalent} listed as equivalent, {in_annotations} in "
             f"annotations), tests: {' '.join(tests)}, baseline {baseline_s:.1f} s",
@@ -335,6 +336,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy (its sessions) afterwards")
     parser.add_argument("--verbose", action="store_true", help="print each surviving mutant as it survives")
     parser.add_argument("--sample", type=int, default=1, help="run every Nth mutant only (a quick estimate)")
+    parser.add_argument(
+        "--match",
+        help="run only the mutants whose description (as listed for survivors) holds this regex; "
+        "a check after adding a test: prints the outcome, writes no scores",
+    )
     parser.add_argument("--tests", nargs="+", help="run these test files instead of the module's (one module)")
     parser.add_argument(
         "--out", type=Path, default=SCORES_JSON, help="scores file (the table is written only beside the default one)"
@@ -354,9 +360,10 @@ def main() -> None:
     try:
         _copy_tree(scratch)
         for module in modules:
-            result = run_module(module, config, scratch, args.sample, args.verbose)
+            result = run_module(module, config, scratch, args.sample, args.match, args.verbose)
             result["measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
-            _write({module: result}, args.out.resolve(), config)
+            if not args.match:
+                _write({module: result}, args.out.resolve(), config)
             score = "n/a" if result["score"] is None else f"{result['score']:.1%}"
             print(
                 f"{module}: {result['killed']} killed, {result['survived']} survived, "
