@@ -250,11 +250,15 @@ def test_merging_rounds_clips_drops_what_lies_outside_and_sorts_largest_first() 
             [100.0, 10.0, 20.0, 20.0],  # starting at the right edge: nothing left inside
             [10.0, 100.0, 20.0, 20.0],  # starting at the bottom edge
             [130.0, 10.0, 20.0, 20.0],  # wholly outside
+            [99.0, 40.0, 20.0, 30.0],  # one column left inside
+            [40.0, 99.0, 20.0, 20.0],  # one row left inside
         ]
     )
-    scores = np.array([0.9, 0.8, 0.7, 0.95, 0.95, 0.95])
+    scores = np.array([0.9, 0.8, 0.7, 0.95, 0.95, 0.95, 0.6, 0.5])
     assert _merge(boxes, scores, 100, 100) == [
         Detection(Box(50, 40, 30, 32), 0.8),
         Detection(Box(10, 10, 20, 20), 0.9),
         Detection(Box(90, 80, 10, 20), 0.7),
+        Detection(Box(99, 40, 1, 30), 0.6),
+        Detection(Box(40, 99, 20, 1), 0.5),
     ]
