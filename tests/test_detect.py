@@ -233,13 +233,15 @@ def test_each_tile_keeps_the_faces_whose_centre_lies_in_its_core(
     its tile when its centre lies in the tile less 32 px (half the overlap) on each side that has a neighbour,
     then moved by the tile's origin and scaled back to the photo."""
     canvas = np.asarray(Image.fromarray(coffee).resize((1920, 1080)))
-    # besides faces in the outer margins and across edges, two centred 8 px inside a core's edge (x = 544 and
-    # 1440, 136 and 360 working px: 40 px into the second tile, 168 px into the third)
+    # besides faces in the outer margins and across edges, two centred a few px inside a core's edge (x = 520 and
+    # 1440, 130 and 360 working px: 34 px into the second tile, 168 px into the third) and one a few px below
+    # the top edge of the lower row's core (y = 452, 113 working px: 35 px into the lower tiles)
     spots = [
         (0, 0, 200),
         (300, 600, 210),
-        (454, 250, 180),
+        (430, 250, 180),
         (520, 830, 180),
+        (870, 362, 180),
         (1100, 560, 220),
         (1350, 250, 180),
         (1740, 0, 180),
