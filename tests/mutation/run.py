@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -199,8 +200,11 @@ def _run_tests(scratch: Path, tests: list[str], timeout: float, log: Path | None
         raise
 
 
-def run_module(module: str, config: dict, scratch: Path, sample: int, match: str | None, verbose: bool) -> dict:
-    """Make the module's mutants with cosmic-ray, run its tests against each, and count."""
+def run_module(
+    module: str, config: dict, scratch: Path, sample: int, match: str | None, verbose: bool, before: dict | None
+) -> dict:
+    """Make the module's mutants with cosmic-ray, run its tests against each, and count. With ``before`` (the
+    module's last scores, for the same source), only that run's survivors are run again."""
     import cosmic_ray.plugins
     from cosmic_ray.mutating import use_mutation
     from cosmic_ray.work_db import use_db
@@ -224,6 +228,9 @@ def run_module(module: str, config: dict, scratch: Path, sample: int, match: str
     subprocess.run([cli, "init", str(cfg), str(session)], cwd=scratch, check=True)
 
     source = (scratch / path).read_text()
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    if before is not None and before.get("source_sha256") != digest:
+        sys.exit(f"{path} changed since its last run: run all its mutants again")
     equivalents = _equivalents(config, module)
     used, run, equivalent = set(), [], 0
     with use_db(str(session)) as db:
@@ -237,7 +244,10 @@ def run_module(module: str, config: dict, scratch: Path, sample: int, match: str
                 used.add(entry)
                 equivalent += 1
         total = len(run)
-        run = [m for m in run if re.search(match, m.describe())] if match else run[::sample]
+        if before is not None:
+            run = [m for m in run if m.describe() in set(before["surviving"])]
+        else:
+            run = [m for m in run if re.search(match, m.describe())] if match else run[::sample]
         print(
             f"{module}: {len(run)} of {total} mutants to run ({equivalent} listed as equivalent, {in_annotations} in "
             f"annotations), tests: {' '.join(tests)}, baseline {baseline_s:.1f} s",
@@ -266,8 +276,12 @@ def run_module(module: str, config: dict, scratch: Path, sample: int, match: str
             if number % 25 == 0:
                 print(f"  {number}/{len(run)}: {len(survived)} survived so far", flush=True)
         elapsed = time.monotonic() - exec_started
+    if before is not None:  # the mutants killed then are still killed: tests were only added
+        killed += [None] * before["killed"]
+        timeouts += before["timeouts"]
     scored = len(killed) + len(survived)
     return {
+        "source_sha256": digest,
         "module": path,
         "tests": tests,
         "killed": len(killed),
@@ -276,6 +290,7 @@ def run_module(module: str, config: dict, scratch: Path, sample: int, match: str
         "equivalent": equivalent,
         "in_annotations": in_annotations,
         "sampled": f"every {sample}th of {total}" if sample > 1 else None,
+        "survivors_rerun": before is not None,
         "score": round(len(killed) / scored, 4) if scored else None,
         "seconds": round(elapsed, 1),
         "surviving": sorted((m.describe() for m in survived), key=lambda s: int(s.split()[0][1:])),
@@ -341,6 +356,11 @@ def main() -> None:
         help="run only the mutants whose description (as listed for survivors) holds this regex; "
         "a check after adding a test: prints the outcome, writes no scores",
     )
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="run only the last run's survivors again (after adding tests; the module must be unchanged)",
+    )
     parser.add_argument("--tests", nargs="+", help="run these test files instead of the module's (one module)")
     parser.add_argument(
         "--out", type=Path, default=SCORES_JSON, help="scores file (the table is written only beside the default one)"
@@ -360,7 +380,13 @@ def main() -> None:
     try:
         _copy_tree(scratch)
         for module in modules:
-            result = run_module(module, config, scratch, args.sample, args.match, args.verbose)
+            before = None
+            if args.survivors:
+                scores = json.loads(args.out.read_text()) if args.out.is_file() else {}
+                if module not in scores:
+                    sys.exit(f"no earlier scores for {module} in {args.out}")
+                before = scores[module]
+            result = run_module(module, config, scratch, args.sample, args.match, args.verbose, before)
             result["measured"] = datetime.now(UTC).strftime("%Y-%m-%d")
             if not args.match:
                 _write({module: result}, args.out.resolve(), config)
