@@ -101,3 +101,10 @@ def test_without_a_face_the_model_sees_the_centre_square(analyzer: Analyzer) -> 
     )
     (crop,) = faces.crops
     np.testing.assert_array_equal(crop, ramp[:, 40:160])
+
+
+def test_the_library_call_includes_the_preview_unless_asked_not_to(astronaut_jpeg: bytes) -> None:
+    import emotion
+
+    assert emotion.analyze(astronaut_jpeg)["preview"]["mime_type"] == "image/jpeg"
+    assert "preview" not in emotion.analyze(astronaut_jpeg, preview=False)
