@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -101,6 +103,8 @@ def test_without_a_face_the_model_sees_the_centre_square(analyzer: Analyzer) -> 
     )
     (crop,) = faces.crops
     np.testing.assert_array_equal(crop, ramp[:, 40:160])
+    with pytest.raises(dataclasses.FrozenInstanceError):  # shared by the steps after it, so never changed
+        faces.detection = "face"  # type: ignore[misc]
 
 
 def test_the_library_call_includes_the_preview_unless_asked_not_to(astronaut_jpeg: bytes) -> None:
