@@ -9,7 +9,7 @@ CHECKOV_VENV ?= .venv-checkov
 # a virtualenv of its own too (see requirements-batch.txt); the batch tests run the pipeline with it.
 BATCH_VENV ?= .venv-batch
 
-.PHONY: run run-gcs emulator test lint batch
+.PHONY: run run-gcs emulator test lint batch mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,10 @@ lint: $(VENV)/.dev
 ## Install everything the tests need, lint, then run the whole suite.
 test: lint $(CHECKOV_VENV)/bin/checkov $(BATCH_VENV)/.installed
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov BATCH_PYTHON=$(BATCH_VENV)/bin/python $(BIN)/python -m pytest
+
+## Mutation testing, outside CI's time (minutes a module): each module's mutants against its own tests.
+## make mutation MODULES="detect config" (default: every module in tests/mutation/mutation.toml);
+## scores go to tests/mutation/scores.md and scores.json.
+MODULES ?=
+mutation: $(VENV)/.dev
+	nice -n 10 $(BIN)/python tests/mutation/run.py $(MODULES)

@@ -41,8 +41,9 @@ def read_model_info(model_path: Path) -> ModelInfo:
     """Describe ``model_path``; ``model.json`` is optional for ad-hoc models but must match when present."""
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
     card = model_path.with_name("model.json")
-    meta = json.loads(card.read_text()) if card.is_file() else {}
-    if meta:
+    meta = {}
+    if card.is_file():
+        meta = _read_card(card)
         if meta.get("sha256") != digest:
             raise ModelError(f"{model_path} does not match the sha256 in {card}")
         if tuple(meta.get("classes", ())) != EMOTIONS:
@@ -56,6 +57,17 @@ def read_model_info(model_path: Path) -> ModelInfo:
         zoom_tta=bool(meta.get("zoom_tta", False)),
         temperature=calibration_temperature(meta, card),
     )
+
+
+def _read_card(card: Path) -> dict:
+    """``model.json`` as a dict; a broken card is a ``ModelError`` like a broken model."""
+    try:
+        meta = json.loads(card.read_text())
+    except ValueError as exc:  # also bad UTF-8
+        raise ModelError(f"{card} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"{card} holds {type(meta).__name__}, not a JSON object")
+    return meta
 
 
 def calibration_temperature(meta: dict, card: Path) -> float:

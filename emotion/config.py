@@ -43,9 +43,13 @@ def _flag(name: str, value: str) -> bool:
 
 
 def _positive_int(name: str, value: str) -> int:
-    number = int(value)
+    refused = ValueError(f"{name} must be a positive integer, not {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise refused from None  # int's own message would not say which variable is wrong
     if number <= 0:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        raise refused
     return number
 
 

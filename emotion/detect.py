@@ -150,12 +150,7 @@ class FaceDetector:
         if not tiled or TILE_OVERLAP / scale < SHORT_RANGE_REACH * longest:  # a gap between tiles and short range
             found.append(self._whole(self._full, rgb))
         boxes, scores = (np.concatenate(parts) for parts in zip(*found, strict=True))
-        merged = [
-            Detection(_clip(Box(*np.rint(box).astype(int).tolist()), width, height), score)
-            for box, score in _weighted_nms(boxes, scores)
-        ]
-        kept = _drop_enclosing([d for d in merged if d.box.width > 0 and d.box.height > 0])
-        return sorted(kept, key=lambda d: d.box.area, reverse=True)
+        return _merge(boxes, scores, width, height)
 
     @staticmethod
     def _whole(runner: _Runner, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +216,16 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarra
         merged.append(((boxes[overlap] * weights[:, None]).sum(axis=0) / weights.sum(), float(scores[0])))
         boxes, scores = boxes[~overlap], scores[~overlap]
     return merged
+
+
+def _merge(boxes: np.ndarray, scores: np.ndarray, width: int, height: int) -> list[Detection]:
+    """The detections of all passes as one box a face: merged, in whole pixels inside the image, largest first."""
+    merged = [
+        Detection(_clip(Box(*np.rint(box).astype(int).tolist()), width, height), score)
+        for box, score in _weighted_nms(boxes, scores)
+    ]
+    kept = _drop_enclosing([d for d in merged if d.box.width > 0 and d.box.height > 0])
+    return sorted(kept, key=lambda d: d.box.area, reverse=True)
 
 
 def _drop_enclosing(found: list[Detection]) -> list[Detection]:

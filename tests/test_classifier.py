@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from emotion import EMOTIONS, EmotionClassifier, ModelError
-from emotion.classifier import DEFAULT_MODEL, MODELS_DIR
+from emotion.classifier import DEFAULT_MODEL, MODELS_DIR, ModelInfo, read_model_info, zoomed
 
 from .conftest import ROOT
 
@@ -115,3 +116,148 @@ def test_serving_never_imports_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# --- model.json: what the result reports, and a card that does not match refuses the model -------------------
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    """The committed model copied alone into a folder (no model.json beside it) and its card as a dict."""
+    path = tmp_path / "emotion.tflite"
+    path.write_bytes(DEFAULT_MODEL.read_bytes())
+    return path, json.loads((MODELS_DIR / "model.json").read_text())
+
+
+def test_without_a_card_the_model_is_described_by_its_file(model_copy) -> None:
+    path, card = model_copy
+    assert read_model_info(path) == ModelInfo(
+        name="emotion", version="unversioned", sha256=card["sha256"], input_size=48, flip_tta=False, zoom_tta=False
+    )
+
+
+def test_model_info_cannot_change_once_read(model_copy) -> None:
+    info = read_model_info(model_copy[0])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.flip_tta = True  # type: ignore[misc]
+
+
+def test_the_card_names_the_model_and_its_views(model_copy) -> None:
+    path, card = model_copy
+    card |= {"name": "other", "version": "7", "input_size": 48, "flip_tta": True, "zoom_tta": False}
+    (path.parent / "model.json").write_text(json.dumps(card))
+    assert read_model_info(path) == ModelInfo("other", "7", card["sha256"], 48, flip_tta=True, zoom_tta=False)
+    card |= {"flip_tta": False, "zoom_tta": True}
+    (path.parent / "model.json").write_text(json.dumps(card))
+    assert read_model_info(path) == ModelInfo("other", "7", card["sha256"], 48, flip_tta=False, zoom_tta=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sha256": "0" * 64}, "does not match the sha256 in"),
+        ({"sha256": None}, "does not match the sha256 in"),
+        ({"classes": ["happy", "angry", "disgust", "fear", "neutral", "sad", "surprise"]}, "lists classes"),
+        ({"classes": ["angry", "disgust", "fear", "happy", "neutral", "sad"]}, "lists classes"),
+        ({"classes": None}, "lists classes"),
+    ],
+    ids=["wrong_sha256", "no_sha256", "classes_reordered", "class_missing", "no_classes"],
+)
+def test_a_card_that_does_not_match_refuses_the_model(model_copy, change: dict, message: str) -> None:
+    path, card = model_copy
+    card |= change
+    card = {k: v for k, v in card.items() if v is not None}
+    (path.parent / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=message):
+        read_model_info(path)
+    with pytest.raises(ModelError, match=message):
+        EmotionClassifier(path)
+
+
+def test_an_empty_card_refuses_the_model(model_copy) -> None:
+    """A model.json is checked whenever it is there, even one that says nothing."""
+    path, _ = model_copy
+    (path.parent / "model.json").write_text("{}")
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        read_model_info(path)
+
+
+def test_the_card_decides_the_views_unless_forced(model_copy) -> None:
+    path, card = model_copy
+    (path.parent / "model.json").write_text(json.dumps(card | {"flip_tta": True, "zoom_tta": False}))
+    assert (EmotionClassifier(path).info.flip_tta, EmotionClassifier(path).info.zoom_tta) == (True, False)
+    forced = EmotionClassifier(path, flip_tta=False, zoom_tta=True).info
+    assert (forced.flip_tta, forced.zoom_tta) == (False, True)
+    assert EmotionClassifier(path, zoom_tta=True).info.flip_tta is True
+    assert EmotionClassifier(path, flip_tta=False).info.zoom_tta is False
+
+
+# --- preprocessing and the test-time views, against OpenCV called directly --------------------------------------
+
+
+def test_crops_are_shrunk_with_area_averaging_and_enlarged_linearly(classifier: EmotionClassifier) -> None:
+    rng = np.random.default_rng(5)
+    area, linear = cv2.INTER_AREA, cv2.INTER_LINEAR
+    cases = [
+        ((96, 96), area),
+        ((24, 30), linear),
+        ((96, 30), area),  # shrunk along one side is enough
+        ((30, 96), area),
+        ((48, 30), linear),  # the model's size along one side is not shrinking
+        ((30, 48), linear),
+    ]
+    faces = [rng.integers(0, 256, shape, dtype=np.uint8) for shape, _ in cases]
+    exact = rng.integers(0, 256, (48, 48), dtype=np.uint8)
+    batch = classifier.preprocess([*faces, exact])
+    assert batch.shape == (7, 48, 48, 1) and batch.dtype == np.float32
+    for got, face, (shape, how) in zip(batch, faces, cases, strict=False):
+        expected = cv2.resize(face, (48, 48), interpolation=how)
+        np.testing.assert_array_equal(got[..., 0], expected, err_msg=str(shape))
+    np.testing.assert_array_equal(batch[6, ..., 0], exact)
+
+
+def test_a_bad_crop_is_named_in_the_error(classifier: EmotionClassifier) -> None:
+    good = np.zeros((48, 48), np.uint8)
+    with pytest.raises(ValueError, match=r"^face 1 must be a non-empty 2-D uint8 array, got uint8 \(48, 48, 3\)$"):
+        classifier.preprocess([good, np.zeros((48, 48, 3), np.uint8)])
+    with pytest.raises(ValueError, match=r"^face 2 must .* got int16 \(48, 48\)$"):
+        classifier.preprocess([good, good, good.astype(np.int16)])
+    with pytest.raises(ValueError, match=r"^face 0 must .* got uint8 \(48, 0\)$"):
+        classifier.preprocess([np.zeros((48, 0), np.uint8)])
+
+
+def test_the_zoomed_view_cuts_two_pixels_on_every_side() -> None:
+    batch = np.random.default_rng(9).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32)
+    expected = [cv2.resize(face[2:46, 2:46, 0], (48, 48), interpolation=cv2.INTER_LINEAR) for face in batch]
+    got = zoomed(batch)
+    assert got.shape == (2, 48, 48, 1)
+    np.testing.assert_array_equal(got[..., 0], np.stack(expected))
+
+
+@pytest.mark.parametrize(("flip", "zoom"), [(True, False), (False, True)])
+def test_one_view_at_a_time_averages_two_answers(flip: bool, zoom: bool) -> None:
+    faces = np.random.default_rng(13).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    plain = EmotionClassifier(flip_tta=False, zoom_tta=False)
+    batch = plain.preprocess(faces)
+    other = batch[:, :, ::-1] if flip else zoomed(batch)
+    expected = (plain._invoke(batch) + plain._invoke(other)) / 2
+    got = EmotionClassifier(flip_tta=flip, zoom_tta=zoom).predict(faces)
+    np.testing.assert_allclose(got, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
+    assert np.abs(got - plain.predict(faces)).max() > 1e-3, "the second view must change the answer"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        (b"\xff\xfe{}", "is not valid JSON"),
+        ("[1, 2]", "holds list, not a JSON object"),
+    ],
+    ids=["truncated", "not_utf8", "a_list"],
+)
+def test_a_broken_card_is_a_model_error(model_copy, text, message: str) -> None:
+    path, _ = model_copy
+    card = path.parent / "model.json"
+    card.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ModelError, match=message):
+        read_model_info(path)
