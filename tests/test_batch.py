@@ -37,7 +37,6 @@ from emotion.batch.results import (
 from emotion.bucket_events import GENERATION_KEY
 
 from .conftest import ROOT, encode
-from .test_bucket import emulator  # noqa: F401 (the storage emulator fixture, reused)
 
 BATCH_PYTHON = Path(os.environ.get("BATCH_PYTHON", ROOT / ".venv-batch" / "bin" / "python"))
 # The test photos: name below the input folder -> (bytes maker, expected error code or None).
@@ -380,7 +379,7 @@ def test_a_touched_photo_is_redone_and_the_others_skipped(folder: Path, tmp_path
 
 
 @pytest.fixture(scope="module")
-def gcs(emulator: str, photo_bytes: dict[str, bytes]) -> Iterator[Any]:  # noqa: F811 (the fixture above)
+def gcs(emulator: str, photo_bytes: dict[str, bytes]) -> Iterator[Any]:
     """Buckets ``photos`` (the test photos; non-images by content type) and ``out`` in the emulator."""
     from google.cloud import storage
 
@@ -397,7 +396,7 @@ def gcs(emulator: str, photo_bytes: dict[str, bytes]) -> Iterator[Any]:  # noqa:
     yield client
 
 
-def test_bucket_to_bucket_on_the_direct_runner(gcs: Any, emulator: str, photo_bytes: dict[str, bytes]) -> None:  # noqa: F811
+def test_bucket_to_bucket_on_the_direct_runner(gcs: Any, emulator: str, photo_bytes: dict[str, bytes]) -> None:
     """Beam's own Cloud Storage I/O (the summary) reaches the emulator too: without credentials it retries
     Google's default credentials for about 30 s (once per worker process), then connects anonymously."""
     env = {"STORAGE_EMULATOR_HOST": emulator}

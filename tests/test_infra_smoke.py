@@ -28,22 +28,6 @@ UPLOADS, RESULTS = "smoke-uploads", "smoke-results"
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process)
-        yield url
-    finally:
-        stop(process)
-
-
-@pytest.fixture(scope="module")
 def client(emulator: str) -> Iterator[storage.Client]:
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = emulator
