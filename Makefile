@@ -53,7 +53,7 @@ lint: $(VENV)/.dev
 
 ## Install everything the tests need, lint, then run the whole suite.
 test: lint $(CHECKOV_VENV)/bin/checkov $(BATCH_VENV)/.installed
-	CHECKOV=$(CHECKOV_VENV)/bin/checkov BATCH_PYTHON=$(BATCH_VENV)/bin/python $(BIN)/python -m pytest
+	CHECKOV=$(abspath $(CHECKOV_VENV))/bin/checkov BATCH_PYTHON=$(abspath $(BATCH_VENV))/bin/python $(BIN)/python -m pytest
 
 ## Mutation testing, outside CI's time (minutes a module): each module's mutants against its own tests.
 ## make mutation MODULES="detect config" (default: every module in tests/mutation/mutation.toml);
