@@ -1,33 +1,34 @@
 """Give memory back to the system after an analysis (glibc's allocator keeps freed memory otherwise).
 
 Three settings, made once when this module is imported (where the C library is glibc; elsewhere they
-are skipped): blocks of 1 MB and more are mapped on their own and unmapped when freed (glibc would
+are skipped): blocks of 8 MB and more are mapped on their own and unmapped when freed (glibc would
 otherwise raise that threshold to the largest block freed, up to 32 MB, and keep such blocks in its
-heaps); the number of heaps (arenas) is held to two per core instead of eight; and after an analysis
-that left the process more than ``TRIM_SLACK`` above where the last trim left it, ``malloc_trim`` hands
-the free pages at the top and inside the heaps back (it costs about 0.4 ms, so normal photos skip it).
+heaps; a lower threshold made normal photos a few percent slower, each large buffer a fresh mapping);
+the number of heaps (arenas) is held to two per core instead of eight; and after an analysis that left
+the process more than ``TRIM_SLACK`` above where the last trim left it, ``malloc_trim`` hands the free
+pages at the top and inside the heaps back (it costs about 0.4 ms, so normal photos skip it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Iterator
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-MMAP_THRESHOLD = 1 << 20
+MMAP_THRESHOLD = 8 << 20
 TRIM_THRESHOLD = 4 << 20
 TRIM_SLACK = 16 << 20
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _glibc() -> ctypes.CDLL | None:
+    """glibc by its soname (``ctypes.util.find_library`` would run ``ldconfig``: slow for a cold start)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
         return libc
