@@ -12,9 +12,11 @@ locals {
     base_mb = 110
     # What the instance needs besides the worker: functions-framework's parent process.
     runtime_mb = 28
-    # The most one analysis of the worst accepted input holds, its request body included.
-    # PLACEHOLDER: bench/ measures it (the worst-case table of the bounded-decoding issue); set it here.
-    per_analysis_mb = 60
+    # What the code reserves for one analysis at the measured_at limits (emotion/config.py check_memory):
+    # the file plus 34 MB (10 MB pipeline, 24 MB the least a decoder is given), or 8/3 of the file while
+    # a JSON body is parsed: max(20 + 34, 20 x 8/3) = 54. The worst accepted input measured peaked 22 MB
+    # above the base (bench/README.md, worst cases), well inside it.
+    per_analysis_mb = 54
     # The limits the per-analysis figure was measured at: larger ones are not covered by it.
     measured_at = { max_image_bytes = 20000000, max_image_pixels = 40000000 }
   }

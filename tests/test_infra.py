@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import math
 import os
 import re
 import shutil
@@ -1164,6 +1165,18 @@ def test_measured_figures_are_one_table() -> None:
     variables = config()["variable"]
     for limit in ("max_image_bytes", "max_image_pixels"):  # the defaults are covered by the measurement
         assert variables[limit]["default"] <= figures["measured_at"][limit], limit
+
+
+def test_the_memory_figures_are_the_codes() -> None:
+    """Terraform sizes with the figures the code checks its limits against, so it never passes limits the
+    instance would refuse at start-up."""
+    from emotion import config as code
+
+    figures = config()["locals"]["measured_memory"]
+    assert figures["base_mb"] == code.WORKER_BASE_MB and figures["runtime_mb"] == code.RUNTIME_HEADROOM_MB
+    file_mb = figures["measured_at"]["max_image_bytes"] / 1e6
+    needed = max(file_mb + code.PIPELINE_MB + code.MIN_DECODE_MB, 2 * file_mb * 4 / 3)
+    assert figures["per_analysis_mb"] == math.ceil(needed)
 
 
 def test_defaults_fit_and_reach_the_code() -> None:
