@@ -34,8 +34,8 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-# A photo with one face that ships with the repository: the web page's screenshot (docs/page.png).
-DEFAULT_PHOTO = ROOT / "docs" / "page.png"
+# A photo with one face that ships with the repository: the public-domain portrait the README uses.
+DEFAULT_PHOTO = ROOT / "docs" / "photo.jpg"
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
 
