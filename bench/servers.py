@@ -75,7 +75,9 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-    if getattr(process, "log_path", None):
-        Path(process.log_path).unlink(missing_ok=True)
-    if getattr(process, "log_path", None):
-        Path(process.log_path).unlink(missing_ok=True)
+    log_path = getattr(process, "log_path", None)
+    if log_path:
+        Path(log_path).unlink(missing_ok=True)
+    log_path = getattr(process, "log_path", None)
+    if log_path:
+        Path(log_path).unlink(missing_ok=True)

@@ -98,16 +98,16 @@ def breakdown_run(python: str, tier: Tier | None, photo_path: Path) -> dict:
         done = subprocess.run(group.wrap + command, cwd=ROOT, capture_output=True, text=True, check=True)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     report["interpreter_start_ms"] = round((report.pop("started") - start) * 1000, 1)
-    packages: Counter[str] = Counter()
+    packages: Counter[str] = Counter()  # microseconds
     modules: Counter[str] = Counter()
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         own, _, name = line.removeprefix("import time:").split("|")
-        packages[name.strip().split(".")[0]] += int(own) / 1000
-        modules[name.strip()] += int(own) / 1000
-    report["import_ms_by_package"] = dict(packages.most_common(15))
-    report["slowest_imports_ms"] = dict(modules.most_common(10))
+        packages[name.strip().split(".")[0]] += int(own)  # microseconds
+        modules[name.strip()] += int(own)
+    report["import_ms_by_package"] = {name: us / 1000 for name, us in packages.most_common(15)}
+    report["slowest_imports_ms"] = {name: us / 1000 for name, us in modules.most_common(10)}
     return report
 
 

@@ -11,7 +11,7 @@ import io
 import json
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +94,7 @@ def png_icc_chunks() -> bytes:
     return _png(16, 16, 8, 2, extra=_chunk(b"iCCP", profile) * 3000)
 
 
-def _tiff(entries: list[tuple[int, int, int, int | bytes]], data: bytes) -> bytes:
+def _tiff(entries: Sequence[tuple[int, int, int, int | bytes]], data: bytes) -> bytes:
     """A little-endian TIFF: header, ``data`` at offset 8, then one directory (values too big go after)."""
     ifd_at = 8 + len(data)
     ifd_size = 2 + 12 * len(entries) + 4

@@ -21,6 +21,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -82,7 +83,7 @@ class DecodedImage:
     @property
     def scale(self) -> float:
         """Pixels of ``rgb`` per pixel of the full image (1.0 when decoded at full size)."""
-        return self.rgb.shape[1] / self.width
+        return float(self.rgb.shape[1] / self.width)
 
 
 def decode_image(
@@ -174,7 +175,8 @@ def _load_reduced(
         if kind == "JPEG" and long_side and max(width, height) > long_side:
             ratio = long_side / max(width, height)
             image.draft(image.mode, (math.ceil(width * ratio), math.ceil(height * ratio)))
-        if kind == "BMP" and image.tile and image.tile[0][0] == "bmp_rle":
+        tile = getattr(image, "tile", None)  # the decoder Pillow chose (not in its type stubs)
+        if kind == "BMP" and tile and tile[0][0] == "bmp_rle":
             if file_bytes > MAX_RLE_BYTES:
                 raise ImageTooLargeError(f"run-length coded BMPs are read up to {MAX_RLE_BYTES} bytes")
             extra += width * height * _EXTRA_BYTES_PER_PIXEL["BMP_RLE"]
@@ -196,7 +198,9 @@ def _reduce(image: Image.Image, factor: int) -> np.ndarray:
     width, height = image.size
     scale = _gray_scale(image)
     step = _band_rows(width, factor)
-    boxes = [None] if step >= height else [(0, top, width, min(height, top + step)) for top in range(0, height, step)]
+    boxes: list[tuple[int, int, int, int] | None] = (
+        [None] if step >= height else [(0, top, width, min(height, top + step)) for top in range(0, height, step)]
+    )
     bands = [_band_rgb(image, factor, scale, box) for box in boxes]
     return _stack(bands)
 
@@ -213,7 +217,7 @@ def _gray_scale(image: Image.Image) -> float:
     mode = image.mode
     if not (mode.startswith("I") or mode == "F"):
         return 1.0
-    peak = image.getextrema()[1]
+    peak = cast(tuple[float, float], image.getextrema())[1]  # single-band modes: one (low, high) pair
     if mode == "F" and peak <= 1.0:
         return 255.0
     return 255.0 / 65535.0 if peak > 255 else 1.0

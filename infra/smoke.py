@@ -79,7 +79,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
     missing = [name for name, value in values.items() if value is None]
     if missing:
         raise StepFailed(f"missing {', '.join(missing)} (neither flags nor terraform outputs give them)")
-    return Target(**values)
+    return Target(**{name: str(value) for name, value in values.items()})
 
 
 def identity_token(args: argparse.Namespace, audience: str) -> str | None:

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,7 +122,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def load_ensemble(weights: list[str], width: int):
+def load_ensemble(weights: Sequence[str], width: int):
     """One Keras model: the trained network, or the average of several trained copies of it."""
     import keras
 
@@ -207,7 +208,7 @@ def export(args: ExportConfig) -> dict[str, Any]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     (out / "model.json").write_text(json.dumps(card, indent=2) + "\n")
-    histories = [Path(d) / "history.csv" for d in (*args.base_run, run_dir)]
+    histories = [Path(d, "history.csv") for d in (*args.base_run, str(run_dir))]
     plot_curves([h for h in histories if h.is_file()], out / "training_curves.png")
     plot_confusion(np.array(figures["confusion_matrix"]["rows_true_columns_predicted"]), out / "confusion_matrix.png")
     return card

@@ -29,7 +29,9 @@ def validate(labels: Path, images: Path, analyzer: Analyzer, limit: int = 0) -> 
     rows = read_labels(labels)
     if limit:
         rows = rows[:: max(1, len(rows) // limit)][:limit]
-    truth, predicted, detections = [], [], Counter()
+    truth: list[int] = []
+    predicted: list[int] = []
+    detections: Counter[str] = Counter()
     for row in rows:
         try:
             result = analyzer.analyze((images / row["image"]).read_bytes(), preview=False)
