@@ -1,0 +1,169 @@
+"""Faces → probabilities: the committed ``.tflite`` model run with LiteRT (never TensorFlow)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion.errors import ModelError
+from emotion.labels import EMOTIONS, INPUT_SIZE
+from emotion.litert import MODELS_DIR, load_interpreter
+
+DEFAULT_MODEL = MODELS_DIR / "emotion.tflite"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the result reports about the model, read from ``model.json`` beside the file."""
+
+    name: str
+    version: str
+    sha256: str
+    input_size: int
+    flip_tta: bool
+    zoom_tta: bool
+    #: Divides the log of the averaged probabilities (fitted on held-out faces so they mean what they say).
+    temperature: float = 1.0
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+def read_model_info(model_path: Path) -> ModelInfo:
+    """Describe ``model_path``; ``model.json`` is optional for ad-hoc models but must match when present."""
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    card = model_path.with_name("model.json")
+    meta = {}
+    if card.is_file():
+        meta = _read_card(card)
+        if meta.get("sha256") != digest:
+            raise ModelError(f"{model_path} does not match the sha256 in {card}")
+        if tuple(meta.get("classes", ())) != EMOTIONS:
+            raise ModelError(f"{card} lists classes {meta.get('classes')}, expected {list(EMOTIONS)}")
+    return ModelInfo(
+        name=meta.get("name", model_path.stem),
+        version=meta.get("version", "unversioned"),
+        sha256=digest,
+        input_size=int(meta.get("input_size", INPUT_SIZE)),
+        flip_tta=bool(meta.get("flip_tta", False)),
+        zoom_tta=bool(meta.get("zoom_tta", False)),
+        temperature=calibration_temperature(meta, card),
+    )
+
+
+def _read_card(card: Path) -> dict:
+    """``model.json`` as a dict; a broken card is a ``ModelError`` like a broken model."""
+    try:
+        meta = json.loads(card.read_text())
+    except ValueError as exc:  # also bad UTF-8
+        raise ModelError(f"{card} is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelError(f"{card} holds {type(meta).__name__}, not a JSON object")
+    return meta
+
+
+def calibration_temperature(meta: dict, card: Path) -> float:
+    """The card's temperature (1.0 when it has none); a value that is not a positive number is refused."""
+    value = meta.get("temperature", 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.05 <= value <= 20:
+        raise ModelError(f"{card} has temperature {value!r}, expected a number in 0.05..20")
+    return float(value)
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log(probs) / temperature)`` row by row: sharpens (< 1) or softens (> 1) each answer."""
+    if temperature == 1.0:
+        return probs / probs.sum(axis=1, keepdims=True)
+    logits = np.log(np.maximum(probs, 1e-12)) / temperature
+    scaled = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+class EmotionClassifier:
+    """Classifies grayscale face crops in one batched LiteRT call; safe to share between threads."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        num_threads: int = 1,
+        flip_tta: bool | None = None,
+        zoom_tta: bool | None = None,
+        temperature: float | None = None,
+    ) -> None:
+        """``flip_tta``, ``zoom_tta`` and ``temperature`` override what model.json says (for measuring)."""
+        path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+        self._interpreter = load_interpreter(path, num_threads)
+        self.info = read_model_info(path)
+        if flip_tta is not None:
+            self.info = dataclasses.replace(self.info, flip_tta=flip_tta)
+        if zoom_tta is not None:
+            self.info = dataclasses.replace(self.info, zoom_tta=zoom_tta)
+        if temperature is not None:
+            self.info = dataclasses.replace(self.info, temperature=temperature)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = -1
+        # One interpreter holds one set of tensors: requests on other threads must wait their turn.
+        self._lock = threading.Lock()
+
+    def predict(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities ``(N, 7)`` in ``EMOTIONS`` order for ``N`` uint8 grayscale crops of any size.
+
+        With test-time augmentation the model also sees each face zoomed in (``zoom_tta``) and mirrored
+        (``flip_tta``), and the answers are averaged; all views of all faces go in one call. The average is
+        then calibrated by the model's temperature.
+        """
+        batch = self.preprocess(faces)
+        count = len(batch)
+        if count == 0:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        views = [batch, zoomed(batch)] if self.info.zoom_tta else [batch]
+        if self.info.flip_tta:
+            views += [view[:, :, ::-1] for view in views]
+        probs = self._invoke(np.concatenate(views)).reshape(len(views), count, -1).mean(axis=0)
+        return apply_temperature(probs, self.info.temperature).astype(np.float32)
+
+    def preprocess(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Resize every crop to the model's square input: float32 ``(N, S, S, 1)`` of 0..255 values."""
+        size = self.info.input_size
+        out = np.empty((len(faces), size, size, 1), dtype=np.float32)
+        for i, face in enumerate(faces):
+            face = np.asarray(face)
+            if face.dtype != np.uint8 or face.ndim != 2 or 0 in face.shape:
+                raise ValueError(f"face {i} must be a non-empty 2-D uint8 array, got {face.dtype} {face.shape}")
+            shrink = face.shape[0] > size or face.shape[1] > size
+            out[i, :, :, 0] = cv2.resize(
+                face, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            )
+        return out
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if self._batch != len(batch):
+                self._interpreter.resize_tensor_input(self._input, list(batch.shape))
+                self._interpreter.allocate_tensors()
+                self._batch = len(batch)
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).astype(np.float64)
+
+
+#: The zoomed view drops this many pixels of the 48-px input on every side (less of the margin around
+#: the face), then scales the rest back up.
+ZOOM_PIXELS = 2
+
+
+def zoomed(batch: np.ndarray) -> np.ndarray:
+    """``batch`` (N, S, S, 1) with the border of ``ZOOM_PIXELS`` cut off and the centre resized back to S."""
+    size = batch.shape[1]
+    inner = batch[:, ZOOM_PIXELS : size - ZOOM_PIXELS, ZOOM_PIXELS : size - ZOOM_PIXELS, 0]
+    return np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR) for face in inner])[..., None]
