@@ -197,6 +197,9 @@ def _passes(detector: FaceDetector, monkeypatch: pytest.MonkeyPatch) -> dict[str
         # 1000 px, faces from 80: a 225x135 working image in two tiles (x = 0, 33) whose 64 / 0.225 = 284 px
         # of overlap reach the short range's 0.2 x 1000 = 200: no whole-image full-range pass.
         ((600, 1000), 80, [(77, 128, 3)], [(135, 192, 3)] * 2),
+        # 1280 px, faces from 72: a 320x180 working image in two tiles (x = 0, 128) whose 64 / 0.25 = 256 px of
+        # overlap just reach the short range's 0.2 x 1280 = 256: no whole-image full-range pass.
+        ((720, 1280), 72, [(72, 128, 3)], [(180, 192, 3)] * 2),
         # a small image is never enlarged for the tiles, whatever the smallest face asked for
         ((100, 150), 10, [(85, 128, 3)], [(128, 192, 3)]),
         ((100, 150), 0, [(85, 128, 3)], [(128, 192, 3)]),

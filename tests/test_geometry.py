@@ -84,10 +84,12 @@ def test_intersection_over_union() -> None:
             [30, 30, 5, 5],  # far away
             [20, 0, 10, 10],  # beside it, level with it
             [0, 20, 10, 10],  # below it, in line with it
+            [0, 0, 10, 4],  # its top strip: 40 / 100
+            [0, 0, 4, 10],  # its left strip
         ],
         dtype=float,
     )
-    np.testing.assert_allclose(_iou(box, others), [1, 1 / 3, 1 / 3, 0, 0, 0.16, 16 / 148, 0, 0, 0])
+    np.testing.assert_allclose(_iou(box, others), [1, 1 / 3, 1 / 3, 0, 0, 0.16, 16 / 148, 0, 0, 0, 0.4, 0.4])
     assert _iou(np.zeros(4), np.zeros((1, 4)))[0] == 0  # two empty boxes: no overlap, no division by zero
     wide = np.array([0.0, 0.0, 20.0, 10.0])  # width and height differ, so neither can stand in for the other
     np.testing.assert_allclose(_iou(wide, np.array([[10.0, 0, 20, 10], [0, 5, 20, 10], [0, 0, 10, 20]])), [1 / 3] * 3)

@@ -31,6 +31,7 @@ def _render(rgb: np.ndarray, boxes: list[Box], labels: list[tuple[str, float]], 
         (200, 300, (200, 300)),
         (640, 640, (640, 640)),
         (1, 2000, (1, 640)),
+        (2000, 1, (640, 1)),
     ],
 )
 def test_the_preview_is_at_most_640_px_long(height: int, width: int, expected: tuple[int, int]) -> None:
@@ -69,7 +70,7 @@ def test_the_tag_stays_inside_the_right_edge() -> None:
     photo = np.zeros((1280, 1280, 3), np.uint8)
     preview = _render(photo, [Box(1200, 400, 80, 80)], [("neutral", 0.5)], quality=100)[..., 0]
     assert (abs(preview[179:181, 518:640] - GREY) <= 3).all()  # 640 - 122 = 518
-    assert preview[179:181, 490:516].max() <= 3
+    assert preview[179:181, 490:518].max() <= 3
 
 
 @pytest.mark.parametrize(
@@ -129,3 +130,23 @@ def test_outlines_are_three_pixels_wide_on_a_small_photo_too() -> None:
     photo = np.zeros((200, 300, 3), np.uint8)
     preview = _render(photo, [Box(50, 60, 100, 100)], [("neutral", 0.5)], quality=100)[..., 0]
     assert preview[110, 46:55].tolist() == [0, 0, 0, GREY, GREY, GREY, 0, 0, 0]
+
+
+def test_the_tag_goes_inside_a_box_one_row_short_of_room() -> None:
+    photo = np.zeros((1280, 1280, 3), np.uint8)
+    preview = _render(photo, [Box(400, 40, 400, 400)], [("neutral", 0.5)], quality=100)[..., 0]  # y = 20
+    assert (abs(preview[38:41, 200:322] - GREY) <= 3).all()  # the tag's bottom rows, inside the box
+    assert preview[0:17, 200:322].max() <= 3
+
+
+def test_the_tag_starts_at_the_left_edge_of_a_box_there() -> None:
+    photo = np.zeros((640, 640, 3), np.uint8)
+    preview = _render(photo, [Box(0, 100, 200, 200)], [("neutral", 0.5)], quality=100)[..., 0]
+    assert (abs(preview[79:81, 0:123] - GREY) <= 3).all() and preview[79:81, 123:140].max() <= 3
+
+
+def test_a_tag_wider_than_the_preview_starts_at_its_left_edge() -> None:
+    photo = np.zeros((300, 100, 3), np.uint8)  # taller than wide, narrower than the 122-px tag
+    preview = _render(photo, [Box(10, 100, 50, 50)], [("neutral", 0.5)], quality=100)[..., 0]
+    assert (abs(preview[79:81, 0:100] - GREY) <= 3).all()
+    assert preview[60:78, 0:100].max() <= 3

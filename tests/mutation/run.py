@@ -317,6 +317,8 @@ def _write(results: dict[str, dict], out: Path, config: dict) -> None:
         score = "n/a" if s["score"] is None else f"{s['score']:.1%}"
         if s.get("sampled"):
             score += f" ({s['sampled']})"
+        if s.get("survivors_rerun"):
+            score += " (its survivors rerun after tests were added)"
         rows.append(
             f"| `{s['module']}` | {s['killed']} | {s['survived']} | {s['equivalent']} | {score} | "
             f"{', '.join(f'`{t}`' for t in s['tests'])} | {s['measured']} |"
