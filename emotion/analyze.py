@@ -15,7 +15,8 @@ from emotion import memory
 from emotion.classifier import EmotionClassifier
 from emotion.config import PIPELINE_MB, Settings
 from emotion.decode import DecodedImage, decode_image
-from emotion.detect import Box, FaceDetector, crop_region, to_full_size, whole_image
+from emotion.detect import FaceDetector
+from emotion.geometry import Box, crop_region, to_full_size, whole_image
 from emotion.labels import EMOTIONS
 from emotion.preview import MAX_SIDE as PREVIEW_SIDE
 from emotion.preview import render_preview
@@ -123,7 +124,7 @@ def _crop(gray: np.ndarray, box: Box, detection: str) -> np.ndarray:
 def _face(box: Box, detection: str, score: float | None, row: np.ndarray) -> dict[str, Any]:
     emotions = {name: float(p) for name, p in zip(EMOTIONS, row, strict=True)}
     return {
-        "box": box.as_dict(),
+        "box": box.to_json(),
         "detection": detection,
         "detection_score": None if score is None else round(score, 4),
         "emotions": emotions,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from emotion.detect import Box
+from emotion.geometry import Box
 
 MAX_SIDE = 640
 _COLOURS = {  # RGB, like the image the preview is drawn on

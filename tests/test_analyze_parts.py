@@ -11,7 +11,7 @@ from PIL import Image
 from emotion import Analyzer
 from emotion.analyze import _crop, _face, _ms
 from emotion.config import Settings
-from emotion.detect import Box
+from emotion.geometry import Box
 from emotion.labels import EMOTIONS
 
 from .conftest import encode

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotion.detect import Box
+from emotion.geometry import Box
 from emotion.preview import render_preview
 
 GREY = 200  # the colour of "neutral": grey boxes on black survive JPEG's colour subsampling pixel-exact
