@@ -19,8 +19,8 @@ from cloudevents.http import CloudEvent
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from emotion import logs
-from emotion.analyze import default_analyzer
 from emotion.http_api import handle
+from emotion.pipeline import default_analyzer
 
 if TYPE_CHECKING:
     from google.cloud import storage

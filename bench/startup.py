@@ -40,9 +40,6 @@ def main() -> None:
     import ai_edge_litert.interpreter  # noqa: F401
 
     step("litert")
-    import emotion.analyze
-    import emotion.http_api
-    import emotion.logs  # noqa: F401
 
     step("emotion modules")
     import main as entry  # builds the analyzer: the emotion model and the two face detection networks

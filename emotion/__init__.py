@@ -1,6 +1,5 @@
 """Emotion Detector: find the faces in a photo and say how likely each shows each of seven emotions."""
 
-from emotion.analyze import Analyzer, analyze, default_analyzer
 from emotion.classifier import EmotionClassifier
 from emotion.errors import (
     CorruptImageError,
@@ -11,6 +10,7 @@ from emotion.errors import (
     ModelError,
 )
 from emotion.labels import EMOTIONS
+from emotion.pipeline import Analyzer, analyze, default_analyzer
 
 __all__ = [
     "EMOTIONS",

@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from emotion.analyze import Analyzer
 from emotion.config import Settings
 from emotion.errors import EmotionError
+from emotion.pipeline import Analyzer
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from emotion.analyze import Analyzer
 from emotion.config import Settings
 from emotion.errors import CorruptImageError, EmotionError, ImageTooLargeError
+from emotion.pipeline import Analyzer
 
 log = logging.getLogger("emotion.gcs")
 

@@ -14,7 +14,6 @@ from typing import Any
 import flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from emotion.analyze import Analyzer
 from emotion.errors import (
     CorruptImageError,
     EmotionError,
@@ -22,6 +21,7 @@ from emotion.errors import (
     ImageTooSmallError,
     InvalidImageError,
 )
+from emotion.pipeline import Analyzer
 
 log = logging.getLogger("emotion.http")
 

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emotion.analyze import default_analyzer
 from emotion.batch.cli import parse_args
 from emotion.batch.photos import Location, Photo, list_files
 from emotion.batch.results import (
@@ -35,6 +34,7 @@ from emotion.batch.results import (
     process,
 )
 from emotion.bucket_events import GENERATION_KEY
+from emotion.pipeline import default_analyzer
 
 from .conftest import ROOT, encode
 from .test_bucket import emulator  # noqa: F401 (the storage emulator fixture, reused)
@@ -272,7 +272,7 @@ def test_importing_the_serving_package_never_loads_beam() -> None:
     if not BATCH_PYTHON.is_file():
         _missing_beam()
     script = (
-        "import sys, emotion, emotion.analyze, emotion.bucket_events, emotion.http_api, main\n"
+        "import sys, emotion, emotion.pipeline, emotion.bucket_events, emotion.http_api, main\n"
         "import emotion.batch, emotion.batch.photos, emotion.batch.results\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'apache_beam'], 'Beam was imported'\n"
     )
@@ -315,7 +315,7 @@ def test_the_package_for_dataflow_workers_holds_the_code_and_the_model(tmp_path:
     subprocess.run([*install, "--target", str(site), str(sdist)], check=True, capture_output=True, timeout=300)
     check = (
         "import emotion.litert, emotion.batch.pipeline\n"
-        "from emotion.analyze import default_analyzer\n"
+        "from emotion.pipeline import default_analyzer\n"
         "assert emotion.litert.__file__.startswith(sys.argv[1]), emotion.litert.__file__\n"
         "print(default_analyzer().classifier.info.sha256)\n"
     )

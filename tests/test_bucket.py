@@ -668,8 +668,8 @@ def test_a_planted_attempt_marker_counts_only_when_well_formed(function, client,
 def test_a_storage_outage_fails_the_event_and_the_retry_succeeds(monkeypatch, client, astronaut_jpeg) -> None:
     """With storage unreachable the handler raises (a 500 at the HTTP edge), so the platform redelivers."""
     from emotion import bucket_events
-    from emotion.analyze import Analyzer
     from emotion.bucket_events import ObjectEvent, handle_event
+    from emotion.pipeline import Analyzer
 
     blob = _upload(client, "outage.jpg", astronaut_jpeg, "image/jpeg")
     event = ObjectEvent.parse(_event_data(blob), None)

@@ -719,7 +719,7 @@ PLANTED_KEPT = {
     "main.py",
     "requirements.txt",
     "emotion/__init__.py",
-    "emotion/analyze.py",
+    "emotion/pipeline.py",
     "emotion/web/index.html",
     "emotion/new_module/deep/er/still_serving.py",
     "models/emotion.tflite",

@@ -25,11 +25,11 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
 from apache_beam.utils.shared import Shared
 
-from emotion.analyze import Analyzer
 from emotion.batch.cli import parse_args
 from emotion.batch.photos import Location, Photo, list_files
 from emotion.batch.results import ANALYZED, FAILED, GONE, SKIPPED, bigquery_schema, open_results, process
 from emotion.config import Settings
+from emotion.pipeline import Analyzer
 
 log = logging.getLogger("emotion.batch")
 NAMESPACE = "emotion.batch"

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotion.analyze import Analyzer
 from emotion.batch.photos import Location, Photo, read_photo
 from emotion.bucket_events import GENERATION_KEY, STORAGE_RETRY
 from emotion.errors import EmotionError, ImageTooLargeError
 from emotion.labels import EMOTIONS
+from emotion.pipeline import Analyzer
 
 if TYPE_CHECKING:
     from google.cloud import storage

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from emotion import Analyzer
-from emotion.analyze import _crop, _face, _ms
 from emotion.config import Settings
 from emotion.geometry import Box
 from emotion.labels import EMOTIONS
+from emotion.pipeline import _crop, _face, _ms
 
 from .conftest import encode
 from .test_detect import HEAD
