@@ -32,10 +32,6 @@ TILE_OVERLAP = 64
 #: Detections overlapping more than this (intersection over union) are one face.
 NMS_IOU = 0.3
 
-# A function instance serves concurrent requests on threads of one process on about one vCPU:
-# OpenCV's own worker threads would only oversubscribe it.
-cv2.setNumThreads(1)
-
 
 @dataclass(frozen=True)
 class Detection:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
+import cv2
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
 from apache_beam.utils.shared import Shared
@@ -96,6 +97,8 @@ class _Worker:
     """What one worker process loads once and shares between its threads (``Shared`` needs a weakref-able object)."""
 
     def __init__(self) -> None:
+        # One worker process per core, several DoFn threads each: OpenCV's own threads would oversubscribe.
+        cv2.setNumThreads(1)
         self.analyzer = Analyzer(Settings.from_env())
         self.progress = _Progress()
 
