@@ -51,7 +51,7 @@ def main() -> None:
     step("first analysis")
     entry.ANALYZER.analyze(data)
     step("second analysis (warm)")
-    timing = first["timing_ms"]
+    timing = first.timing_ms.to_json()
     stages = {k: timing[k] for k in ("decode", "detect", "classify")}
     print(
         json.dumps(

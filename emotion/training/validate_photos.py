@@ -29,19 +29,19 @@ def validate(labels: Path, images: Path, analyzer: Analyzer, limit: int = 0) -> 
     rows = read_labels(labels)
     if limit:
         rows = rows[:: max(1, len(rows) // limit)][:limit]
-    truth, predicted, detections = [], [], Counter()
+    truth, predicted = [], []
+    detections: Counter[str] = Counter()
     for row in rows:
         try:
             result = analyzer.analyze((images / row["image"]).read_bytes(), preview=False)
         except (OSError, EmotionError) as exc:
             detections[f"error: {getattr(exc, 'code', 'unreadable')}"] += 1
             continue
-        faces = result["faces"]
-        detections[faces[0]["detection"] if faces else "none"] += 1
-        if result["dominant_emotion"] is None:
+        detections[result.faces[0].detection if result.faces else "none"] += 1
+        if result.dominant_emotion is None:
             continue
         truth.append(EMOTIONS.index(row["emotion"]))
-        predicted.append(EMOTIONS.index(result["dominant_emotion"]))
+        predicted.append(EMOTIONS.index(result.dominant_emotion))
     figures = report(np.array(truth, dtype=np.int64), np.array(predicted, dtype=np.int64))
     figures["photos"] = len(rows)
     figures["detection"] = dict(detections)
