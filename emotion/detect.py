@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion.config import Settings
 from emotion.geometry import Box, clip
 from emotion.litert import MODELS_DIR, load_interpreter
 
@@ -111,14 +112,14 @@ class _Runner:
 class FaceDetector:
     """Finds faces of at least ``min_face`` px; safe to share between threads."""
 
-    def __init__(self, max_side: int = 480) -> None:
+    def __init__(self, max_side: int = Settings.detect_max_side) -> None:
         """``max_side`` bounds the working image the tiles cover (cost grows with its area), which puts
         a floor under the smallest face found in large photos: 18 / 480 of their longer side."""
         self.max_side = max_side
         self._short = _Runner(SHORT_RANGE)
         self._full = _Runner(FULL_RANGE)
 
-    def detect(self, rgb: np.ndarray, min_face: float = 48.0) -> list[Detection]:
+    def detect(self, rgb: np.ndarray, min_face: float = Settings.detect_min_face) -> list[Detection]:
         """Faces in a uint8 RGB image, largest first, merged over the passes described in the module."""
         height, width = rgb.shape[:2]
         longest = max(height, width)

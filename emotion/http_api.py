@@ -14,6 +14,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from emotion.config import parse_flag
 from emotion.errors import (
     CorruptImageError,
     EmotionError,
@@ -21,6 +22,7 @@ from emotion.errors import (
     ImageTooSmallError,
     InvalidImageError,
 )
+from emotion.labels import EMOTIONS
 from emotion.pipeline import Analyzer
 from emotion.result import Failure
 
@@ -107,7 +109,7 @@ def _route(request: flask.Request, analyzer: Analyzer) -> flask.Response:
     if request.method == "OPTIONS":
         return flask.Response(status=204)
     if request.method in ("GET", "HEAD"):
-        page = flask.Response(_page(), 200, mimetype="text/html")
+        page = flask.Response(_page(analyzer.settings.max_image_bytes), 200, mimetype="text/html")
         page.headers["Content-Security-Policy"] = PAGE_CSP
         return page
     if request.method != "POST":
@@ -123,9 +125,12 @@ def _route(request: flask.Request, analyzer: Analyzer) -> flask.Response:
 
 
 @functools.cache
-def _page() -> bytes:
-    """The web page, read once on the first GET (the POST-only path never pays for it)."""
-    return PAGE.read_bytes()
+def _page(max_bytes: int) -> bytes:
+    """The web page, made once on the first GET (the POST-only path never pays for it), with this
+    instance's file limit and the model's classes filled in, so the page never holds copies of them."""
+    text = PAGE.read_text(encoding="utf-8")
+    text = text.replace("{{max_image_bytes}}", str(max_bytes)).replace("{{emotions}}", json.dumps(list(EMOTIONS)))
+    return text.encode("utf-8")
 
 
 def read_image(request: flask.Request, max_bytes: int) -> bytes:
@@ -197,12 +202,13 @@ def _from_json(request: flask.Request) -> bytes:
 
 
 def _flag(value: str, name: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("", "1", "true", "yes", "on"):
+    """A query flag; present without a value (``?preview``) means true."""
+    if not value.strip():
         return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise BadRequestError(f"query parameter {name!r} must be true or false, not {value!r}")
+    try:
+        return parse_flag(value)
+    except ValueError:
+        raise BadRequestError(f"query parameter {name!r} must be true or false, not {value!r}") from None
 
 
 def json_response(status: int, body: dict[str, Any]) -> flask.Response:
