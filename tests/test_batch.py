@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +37,7 @@ from emotion.batch.results import (
 from emotion.bucket_events import GENERATION_KEY
 from emotion.pipeline import default_analyzer
 
-from .conftest import ROOT, encode
-from .test_bucket import emulator  # noqa: F401 (the storage emulator fixture, reused)
+from .conftest import ROOT, encode, free_port, stop, wait_until_up
 
 BATCH_PYTHON = Path(os.environ.get("BATCH_PYTHON", ROOT / ".venv-batch" / "bin" / "python"))
 # The test photos: name below the input folder -> (bytes maker, expected error code or None).
@@ -380,7 +380,23 @@ def test_a_touched_photo_is_redone_and_the_others_skipped(folder: Path, tmp_path
 
 
 @pytest.fixture(scope="module")
-def gcs(emulator: str, photo_bytes: dict[str, bytes]) -> Iterator[Any]:  # noqa: F811 (the fixture above)
+def emulator() -> Iterator[str]:
+    """A gcp-storage-emulator server on loopback, in memory; yields its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--in-memory", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield url
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def gcs(emulator: str, photo_bytes: dict[str, bytes]) -> Iterator[Any]:
     """Buckets ``photos`` (the test photos; non-images by content type) and ``out`` in the emulator."""
     from google.cloud import storage
 
@@ -397,7 +413,7 @@ def gcs(emulator: str, photo_bytes: dict[str, bytes]) -> Iterator[Any]:  # noqa:
     yield client
 
 
-def test_bucket_to_bucket_on_the_direct_runner(gcs: Any, emulator: str, photo_bytes: dict[str, bytes]) -> None:  # noqa: F811
+def test_bucket_to_bucket_on_the_direct_runner(gcs: Any, emulator: str, photo_bytes: dict[str, bytes]) -> None:
     """Beam's own Cloud Storage I/O (the summary) reaches the emulator too: without credentials it retries
     Google's default credentials for about 30 s (once per worker process), then connects anonymously."""
     env = {"STORAGE_EMULATOR_HOST": emulator}
