@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,24 @@ SHARED_DATA = Path(os.environ.get("EMOTION_SHARED_DATA", ROOT.parent / "shared" 
 def http_server() -> Iterator[str]:
     """A real functions-framework server running ``analyze_http``; yields its base URL."""
     process, url = start_function("analyze_http")
+    try:
+        wait_until_up(url, process)
+        yield url
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[str]:
+    """A gcp-storage-emulator server on loopback, in memory (lax: see tests/cloud_storage.py for the strict
+    one the storage function's tests use); yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, process)
         yield url

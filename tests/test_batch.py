@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +36,7 @@ from emotion.batch.results import (
 from emotion.bucket_events import GENERATION_KEY
 from emotion.pipeline import default_analyzer
 
-from .conftest import ROOT, encode, free_port, stop, wait_until_up
+from .conftest import ROOT, encode
 
 BATCH_PYTHON = Path(os.environ.get("BATCH_PYTHON", ROOT / ".venv-batch" / "bin" / "python"))
 # The test photos: name below the input folder -> (bytes maker, expected error code or None).
@@ -377,22 +376,6 @@ def test_a_touched_photo_is_redone_and_the_others_skipped(folder: Path, tmp_path
 
 
 # === Cloud Storage: the emulator ======================================================================
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    """A gcp-storage-emulator server on loopback, in memory; yields its URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--in-memory", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process)
-        yield url
-    finally:
-        stop(process)
 
 
 @pytest.fixture(scope="module")

@@ -146,10 +146,11 @@ def test_the_card_names_the_model_and_its_views(model_copy) -> None:
     path, card = model_copy
     card |= {"name": "other", "version": "7", "input_size": 48, "flip_tta": True, "zoom_tta": False}
     (path.parent / "model.json").write_text(json.dumps(card))
-    assert read_model_info(path) == ModelInfo("other", "7", card["sha256"], 48, flip_tta=True, zoom_tta=False)
-    card |= {"flip_tta": False, "zoom_tta": True}
+    t = card["temperature"]
+    assert read_model_info(path) == ModelInfo("other", "7", card["sha256"], 48, True, False, temperature=t)
+    card |= {"flip_tta": False, "zoom_tta": True, "temperature": 0.5}
     (path.parent / "model.json").write_text(json.dumps(card))
-    assert read_model_info(path) == ModelInfo("other", "7", card["sha256"], 48, flip_tta=False, zoom_tta=True)
+    assert read_model_info(path) == ModelInfo("other", "7", card["sha256"], 48, False, True, temperature=0.5)
 
 
 @pytest.mark.parametrize(
@@ -241,7 +242,7 @@ def test_one_view_at_a_time_averages_two_answers(flip: bool, zoom: bool) -> None
     batch = plain.preprocess(faces)
     other = batch[:, :, ::-1] if flip else zoomed(batch)
     expected = (plain._invoke(batch) + plain._invoke(other)) / 2
-    got = EmotionClassifier(flip_tta=flip, zoom_tta=zoom).predict(faces)
+    got = EmotionClassifier(flip_tta=flip, zoom_tta=zoom, temperature=1.0).predict(faces)
     np.testing.assert_allclose(got, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
     assert np.abs(got - plain.predict(faces)).max() > 1e-3, "the second view must change the answer"
 

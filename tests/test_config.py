@@ -16,6 +16,7 @@ DEFAULTS = {
     "detect_max_side": 480,
     "detect_min_face": 48,
     "max_parallel_analyses": 2,
+    "instance_memory_mib": 256,
     "results_bucket": "",
     "results_prefix": "results/",
     "max_event_age_seconds": 86_400,
@@ -28,8 +29,11 @@ INTEGERS = [
     "DETECT_MAX_SIDE",
     "DETECT_MIN_FACE",
     "MAX_PARALLEL_ANALYSES",
+    "INSTANCE_MEMORY_MIB",
     "MAX_EVENT_AGE_SECONDS",
 ]
+#: Enough memory for any limit the tests below set (the memory check is tested on its own).
+ROOMY = {"INSTANCE_MEMORY_MIB": "200000"}
 
 
 def test_an_empty_environment_gives_the_documented_defaults() -> None:
@@ -43,7 +47,7 @@ def test_every_setting_has_one_variable_named_after_it() -> None:
 
 def test_each_variable_is_read_from_its_own_name() -> None:
     """Distinct values everywhere, so a setting read from a neighbour's variable shows."""
-    env = {name: str(1000 + i) for i, name in enumerate(INTEGERS)}
+    env = {name: str(1000 + i) for i, name in enumerate(INTEGERS)} | ROOMY
     env |= {
         "WHOLE_IMAGE_FALLBACK": "false",
         "RESULTS_BUCKET": "results-bucket",
@@ -58,9 +62,10 @@ def test_each_variable_is_read_from_its_own_name() -> None:
         "detect_max_side": 1002,
         "detect_min_face": 1003,
         "max_parallel_analyses": 1004,
+        "instance_memory_mib": 200000,
         "results_bucket": "results-bucket",
         "results_prefix": "out/",
-        "max_event_age_seconds": 1005,
+        "max_event_age_seconds": 1006,
         "cors_allow_origin": "https://example.test",
         "log_level": "WARNING",
     }
@@ -108,10 +113,10 @@ def test_a_limit_that_is_not_a_positive_integer_names_its_variable(name: str, va
     assert str(caught.value) == f"{name} must be a positive integer, not {value!r}"
 
 
-@pytest.mark.parametrize("name", INTEGERS)
+@pytest.mark.parametrize("name", [n for n in INTEGERS if n not in ROOMY])
 def test_one_is_the_smallest_limit_accepted(name: str) -> None:
-    assert getattr(Settings.from_env({name: "1"}), name.lower()) == 1
-    assert getattr(Settings.from_env({name: " 7 "}), name.lower()) == 7
+    assert getattr(Settings.from_env({name: "1"} | ROOMY), name.lower()) == 1
+    assert getattr(Settings.from_env({name: " 7 "} | ROOMY), name.lower()) == 7
 
 
 def test_text_settings_are_tidied_only_where_it_is_safe() -> None:
