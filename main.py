@@ -18,13 +18,18 @@ from cloudevents.http import CloudEvent
 # no threaded BLAS routine, so OpenBLAS's worker threads would only spin on the CPU quota at start-up.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import cv2
+
 from emotion import logs
-from emotion.analyze import default_analyzer
 from emotion.http_api import handle
+from emotion.pipeline import default_analyzer
 
 if TYPE_CHECKING:
     from google.cloud import storage
 
+# An instance serves concurrent requests on threads of one process on about one vCPU: OpenCV's own
+# worker threads would only oversubscribe it. Set here, by the entry point, not on import of the library.
+cv2.setNumThreads(1)
 ANALYZER = default_analyzer()
 logs.configure(ANALYZER.settings.log_level)
 _client_lock = threading.Lock()

@@ -24,7 +24,7 @@ from bench.servers import ROOT, free_port, start_function, stop
 SPLIT = """
 import json, sys, time
 t0 = time.perf_counter()
-import functions_framework, emotion.analyze, emotion.http_api, emotion.logs  # everything main.py imports
+import functions_framework, emotion.pipeline, emotion.http_api, emotion.logs  # everything main.py imports
 t1 = time.perf_counter()
 import main  # builds the analyzer: reads the model, makes the LiteRT interpreters (emotion model, face detectors)
 t2 = time.perf_counter()

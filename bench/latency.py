@@ -20,7 +20,7 @@ from bench.servers import start_function, stop, wait_until_up
 
 
 def in_process(repeats: int) -> dict[str, list[float]]:
-    from emotion.analyze import Analyzer
+    from emotion.pipeline import Analyzer
 
     analyzer = Analyzer()
     timings: dict[str, list[float]] = {}

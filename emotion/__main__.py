@@ -6,14 +6,16 @@ For trying the model without a server. Previews are written as JPEG files (not p
 from __future__ import annotations
 
 import argparse
-import base64
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from emotion.analyze import Analyzer
 from emotion.config import Settings
 from emotion.errors import EmotionError
+from emotion.pipeline import Analyzer
+from emotion.result import Failure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,20 +29,21 @@ def main(argv: list[str] | None = None) -> int:
         args.preview_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     for photo in args.photos:
-        line: dict = {"file": str(photo)}
+        line: dict[str, Any] = {"file": str(photo)}
         try:
             result = analyzer.analyze(photo.read_bytes(), preview=args.preview_dir is not None)
-        except (OSError, EmotionError) as exc:
+        except EmotionError as exc:
             failures += 1
-            code = exc.code if isinstance(exc, EmotionError) else "unreadable_file"
-            line["error"] = {"code": code, "message": str(exc)}
+            line |= Failure.of(exc).to_json()
+        except OSError as exc:
+            failures += 1
+            line |= Failure("unreadable_file", str(exc)).to_json()
         else:
-            preview = result.pop("preview", None)
-            if preview and args.preview_dir:
+            if result.preview is not None and args.preview_dir:
                 target = args.preview_dir / f"{photo.name}.preview.jpg"
-                target.write_bytes(base64.b64decode(preview["base64"]))
+                target.write_bytes(result.preview.jpeg)
                 line["preview_file"] = str(target)
-            line |= result
+            line |= dataclasses.replace(result, preview=None).to_json()
         print(json.dumps(line), flush=True)
     return 1 if failures else 0
 

@@ -27,9 +27,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from emotion.analyze import Analyzer
 from emotion.config import Settings
 from emotion.errors import CorruptImageError, EmotionError, ImageTooLargeError
+from emotion.pipeline import Analyzer
+from emotion.result import Failure, ObjectSource, Outcome
 
 log = logging.getLogger("emotion.gcs")
 
@@ -105,8 +106,8 @@ class ObjectEvent:
             time=when,
         )
 
-    def source(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "name": self.name, "generation": str(self.generation)}
+    def source(self) -> ObjectSource:
+        return ObjectSource(self.bucket, self.name, self.generation)
 
 
 @dataclass(frozen=True)
@@ -251,12 +252,9 @@ def inflate(data: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
-
-
-def gave_up_body(attempts: int) -> dict[str, Any]:
-    return error_body(
+def gave_up(attempts: int) -> Failure:
+    """The error result of a generation whose analysis failed ``attempts`` times."""
+    return Failure(
         "internal",
         f"the analysis failed {attempts} times (a crash, a timeout or an error); this generation is not tried again",
     )
@@ -308,10 +306,11 @@ def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client,
     attempts, marker_generation = _read_attempts(results, marker)
     limit = settings.max_image_bytes
     if attempts >= MAX_ATTEMPTS:
-        result, message = gave_up_body(attempts), "error result stored: gave up"
+        result: Outcome = gave_up(attempts)
+        message = "error result stored: gave up"
         fields["attempts"] = attempts
     elif event.size > limit:  # refused without a download (the size is what Cloud Storage stored)
-        result = error_body(ImageTooLargeError.code, f"the object is {event.size} bytes; the limit is {limit}")
+        result = Failure(ImageTooLargeError.code, f"the object is {event.size} bytes; the limit is {limit}")
         message = "error result stored"
     else:
         _count_attempt(results, marker, attempts, marker_generation)  # from here a crash, timeout or error counts
@@ -319,27 +318,26 @@ def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client,
         if analyzed is None:
             _forget_attempts(results, marker)
             return _outcome("skipped: object no longer exists", fields)
-        result, message = analyzed, "error result stored" if "error" in analyzed else "result stored"
-    result["source"] = event.source()
-    message = _store(client, results, target, event, verdict, result, message)
+        result, message = analyzed, "error result stored" if isinstance(analyzed, Failure) else "result stored"
+    message = _store(client, results, target, event, verdict, result.with_source(event.source()), message)
     _forget_attempts(results, marker)
-    if "error" in result:
-        fields["code"] = result["error"]["code"]
+    if isinstance(result, Failure):
+        fields["code"] = result.code
     return _outcome(message, fields, logging.ERROR if message.endswith("gave up") else logging.INFO)
 
 
-def _analyze(client: storage.Client, event: ObjectEvent, analyzer: Analyzer) -> dict[str, Any] | None:
+def _analyze(client: storage.Client, event: ObjectEvent, analyzer: Analyzer) -> Outcome | None:
     """The result or error result for the event's object; None when that generation is gone."""
     try:
         data = _download(client, event, analyzer.settings.max_image_bytes)
     except gexc.NotFound:
         return None
     except EmotionError as exc:
-        return error_body(exc.code, str(exc))
+        return Failure.of(exc)
     try:
         return analyzer.analyze(data)
     except EmotionError as exc:
-        return error_body(exc.code, str(exc))
+        return Failure.of(exc)
 
 
 def _judge(client: storage.Client, results: storage.Bucket, target: str, event: ObjectEvent) -> Verdict:
@@ -434,11 +432,11 @@ def _store(
     target: str,
     event: ObjectEvent,
     verdict: Verdict,
-    result: dict[str, Any],
+    result: Outcome,
     message: str,
 ) -> str:
     """Write the result under the verdict's precondition; on a lost race, judge again and retry."""
-    body = json.dumps(result)
+    body = json.dumps(result.to_json())
     for _ in range(WRITE_ROUNDS):
         blob = results.blob(target)
         blob.metadata = {GENERATION_KEY: str(event.generation)}

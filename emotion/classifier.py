@@ -16,6 +16,7 @@ import numpy as np
 from emotion.errors import ModelError
 from emotion.labels import EMOTIONS, INPUT_SIZE
 from emotion.litert import MODELS_DIR, load_interpreter
+from emotion.result import ModelRef
 
 DEFAULT_MODEL = MODELS_DIR / "emotion.tflite"
 
@@ -33,8 +34,10 @@ class ModelInfo:
     #: Divides the log of the averaged probabilities (fitted on held-out faces so they mean what they say).
     temperature: float = 1.0
 
-    def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+    @property
+    def ref(self) -> ModelRef:
+        """What a result says about the model."""
+        return ModelRef(self.name, self.version, self.sha256)
 
 
 def read_model_info(model_path: Path) -> ModelInfo:

@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-
-#: Every environment variable the code reads, with its default (Terraform sets a subset of these).
-ENV_VARS: dict[str, str] = {
-    "MAX_IMAGE_BYTES": "20000000",
-    "MAX_IMAGE_PIXELS": "40000000",
-    "WHOLE_IMAGE_FALLBACK": "true",
-    "DETECT_MAX_SIDE": "480",
-    "DETECT_MIN_FACE": "48",
-    "MAX_PARALLEL_ANALYSES": "2",
-    "INSTANCE_MEMORY_MIB": "256",
-    "RESULTS_BUCKET": "",
-    "RESULTS_PREFIX": "results/",
-    "MAX_EVENT_AGE_SECONDS": "86400",
-    "CORS_ALLOW_ORIGIN": "*",
-    "LOG_LEVEL": "INFO",
-}
+from collections.abc import Callable, Mapping
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
 
 #: Resident memory of the serving worker with the models loaded and a few requests served (measured:
 #: bench/README.md), and what the instance needs besides the worker (the framework's parent process).
@@ -31,15 +16,23 @@ PIPELINE_MB = 10
 #: The least a decoder may be given: a 12 MP baseline JPEG or an 8-bit PNG of any size fit in it.
 MIN_DECODE_MB = 24
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def parse_flag(value: str) -> bool:
+    """The one reading of a true/false text (any case, spaces around); ``ValueError`` for anything else."""
+    lowered = value.strip().lower()
+    if lowered not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError(f"not true or false: {value!r}")
+    return lowered in TRUE_WORDS
 
 
 def _flag(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered not in _TRUE | _FALSE:
-        raise ValueError(f"{name} must be true or false, not {value!r}")
-    return lowered in _TRUE
+    try:
+        return parse_flag(value)
+    except ValueError:
+        raise ValueError(f"{name} must be true or false, not {value!r}") from None
 
 
 def _positive_int(name: str, value: str) -> int:
@@ -53,22 +46,47 @@ def _positive_int(name: str, value: str) -> int:
     return number
 
 
+def setting(env: str, default: bool | int | str, doc: str, tidy: Callable[[str], str] | None = None) -> Any:
+    """One setting, declared once: its variable, its default (whose type picks the parser) and what it does.
+
+    ``tidy`` cleans a text value (trimmed, upper-cased) where that is safe.
+    """
+    return field(default=default, metadata={"env": env, "doc": doc, "tidy": tidy})
+
+
+def _parse(spec: Field[Any], value: str) -> bool | int | str:
+    name, default = spec.metadata["env"], spec.default
+    if isinstance(default, bool):
+        return _flag(name, value)
+    if isinstance(default, int):
+        return _positive_int(name, value)
+    tidy = spec.metadata["tidy"]
+    return tidy(value) if tidy else value
+
+
+def _text(default: object) -> str:
+    """A default as its variable would spell it."""
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    return str(default)
+
+
 @dataclass(frozen=True)
 class Settings:
     """The service's knobs; ``Settings.from_env()`` reads them, defaults suit the 256 MiB tier."""
 
-    max_image_bytes: int = 20_000_000
-    max_image_pixels: int = 40_000_000
-    whole_image_fallback: bool = True
-    detect_max_side: int = 480
-    detect_min_face: int = 48
-    max_parallel_analyses: int = 2
-    instance_memory_mib: int = 256
-    results_bucket: str = ""
-    results_prefix: str = "results/"
-    max_event_age_seconds: int = 86_400
-    cors_allow_origin: str = "*"
-    log_level: str = "INFO"
+    max_image_bytes: int = setting("MAX_IMAGE_BYTES", 20_000_000, "largest file accepted")
+    max_image_pixels: int = setting("MAX_IMAGE_PIXELS", 40_000_000, "largest declared width x height")
+    whole_image_fallback: bool = setting("WHOLE_IMAGE_FALLBACK", True, "classify the whole image when no face is found")
+    detect_max_side: int = setting("DETECT_MAX_SIDE", 480, "longest side of the working image the detector tiles")
+    detect_min_face: int = setting("DETECT_MIN_FACE", 48, "smallest face sought, in pixels of the photo")
+    max_parallel_analyses: int = setting("MAX_PARALLEL_ANALYSES", 2, "images analyzed at once per instance")
+    instance_memory_mib: int = setting("INSTANCE_MEMORY_MIB", 256, "the instance's memory, shared by the analyses")
+    results_bucket: str = setting("RESULTS_BUCKET", "", "where results go (empty: the event's bucket)", str.strip)
+    results_prefix: str = setting("RESULTS_PREFIX", "results/", "result object name prefix")
+    max_event_age_seconds: int = setting("MAX_EVENT_AGE_SECONDS", 86_400, "older storage events are dropped")
+    cors_allow_origin: str = setting("CORS_ALLOW_ORIGIN", "*", "the Access-Control-Allow-Origin answer")
+    log_level: str = setting("LOG_LEVEL", "INFO", "the emotion loggers' level", str.upper)
 
     @property
     def analysis_memory_bytes(self) -> int:
@@ -96,23 +114,13 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read every variable in ``ENV_VARS``; a malformed value fails at start-up, not per request."""
         source = os.environ if env is None else env
-
-        def get(name: str) -> str:
-            return source.get(name, ENV_VARS[name])
-
-        settings = cls(
-            max_image_bytes=_positive_int("MAX_IMAGE_BYTES", get("MAX_IMAGE_BYTES")),
-            max_image_pixels=_positive_int("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS")),
-            whole_image_fallback=_flag("WHOLE_IMAGE_FALLBACK", get("WHOLE_IMAGE_FALLBACK")),
-            detect_max_side=_positive_int("DETECT_MAX_SIDE", get("DETECT_MAX_SIDE")),
-            detect_min_face=_positive_int("DETECT_MIN_FACE", get("DETECT_MIN_FACE")),
-            max_parallel_analyses=_positive_int("MAX_PARALLEL_ANALYSES", get("MAX_PARALLEL_ANALYSES")),
-            instance_memory_mib=_positive_int("INSTANCE_MEMORY_MIB", get("INSTANCE_MEMORY_MIB")),
-            results_bucket=get("RESULTS_BUCKET").strip(),
-            results_prefix=get("RESULTS_PREFIX"),
-            max_event_age_seconds=_positive_int("MAX_EVENT_AGE_SECONDS", get("MAX_EVENT_AGE_SECONDS")),
-            cors_allow_origin=get("CORS_ALLOW_ORIGIN"),
-            log_level=get("LOG_LEVEL").upper(),
-        )
+        values: dict[str, Any] = {
+            spec.name: _parse(spec, source.get(spec.metadata["env"], _text(spec.default))) for spec in fields(cls)
+        }
+        settings = cls(**values)
         settings.check_memory()
         return settings
+
+
+#: Every environment variable the code reads, with its default as text (Terraform sets a subset of these).
+ENV_VARS: dict[str, str] = {spec.metadata["env"]: _text(spec.default) for spec in fields(Settings)}

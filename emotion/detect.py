@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion.config import Settings
+from emotion.geometry import Box, clip
 from emotion.litert import MODELS_DIR, load_interpreter
 
 DETECTOR_DIR = MODELS_DIR / "face_detection"
@@ -30,27 +32,6 @@ SHORT_RANGE_REACH = 0.2
 TILE_OVERLAP = 64
 #: Detections overlapping more than this (intersection over union) are one face.
 NMS_IOU = 0.3
-
-# A function instance serves concurrent requests on threads of one process on about one vCPU:
-# OpenCV's own worker threads would only oversubscribe it.
-cv2.setNumThreads(1)
-
-
-@dataclass(frozen=True)
-class Box:
-    """A rectangle in the pixel coordinates of the (orientation-corrected) input image."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def area(self) -> int:
-        return self.width * self.height
-
-    def as_dict(self) -> dict[str, int]:
-        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
 
 
 @dataclass(frozen=True)
@@ -131,14 +112,14 @@ class _Runner:
 class FaceDetector:
     """Finds faces of at least ``min_face`` px; safe to share between threads."""
 
-    def __init__(self, max_side: int = 480) -> None:
+    def __init__(self, max_side: int = Settings.detect_max_side) -> None:
         """``max_side`` bounds the working image the tiles cover (cost grows with its area), which puts
         a floor under the smallest face found in large photos: 18 / 480 of their longer side."""
         self.max_side = max_side
         self._short = _Runner(SHORT_RANGE)
         self._full = _Runner(FULL_RANGE)
 
-    def detect(self, rgb: np.ndarray, min_face: float = 48.0) -> list[Detection]:
+    def detect(self, rgb: np.ndarray, min_face: float = Settings.detect_min_face) -> list[Detection]:
         """Faces in a uint8 RGB image, largest first, merged over the passes described in the module."""
         height, width = rgb.shape[:2]
         longest = max(height, width)
@@ -221,7 +202,7 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarra
 def _merge(boxes: np.ndarray, scores: np.ndarray, width: int, height: int) -> list[Detection]:
     """The detections of all passes as one box a face: merged, in whole pixels inside the image, largest first."""
     merged = [
-        Detection(_clip(Box(*np.rint(box).astype(int).tolist()), width, height), score)
+        Detection(clip(Box(*np.rint(box).astype(int).tolist()), width, height), score)
         for box, score in _weighted_nms(boxes, scores)
     ]
     kept = _drop_enclosing([d for d in merged if d.box.width > 0 and d.box.height > 0])
@@ -254,30 +235,3 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     y2 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     return inter / np.maximum(box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter, 1e-9)
-
-
-def _clip(box: Box, width: int, height: int) -> Box:
-    x, y = max(0, box.x), max(0, box.y)
-    return Box(x, y, min(box.width + box.x - x, width - x), min(box.height + box.y - y, height - y))
-
-
-def to_full_size(box: Box, scale: float, width: int, height: int) -> Box:
-    """``box`` found on pixels decoded at ``scale``, in the coordinates of the ``width`` x ``height`` image."""
-    if scale == 1.0:
-        return box
-    return _clip(Box(*(round(v / scale) for v in (box.x, box.y, box.width, box.height))), width, height)
-
-
-def whole_image(width: int, height: int) -> Box:
-    """The box used when no face is found and the whole image is classified as one face."""
-    return Box(0, 0, width, height)
-
-
-def crop_region(box: Box, margin: float, width: int, height: int) -> Box:
-    """``box`` grown by ``margin`` of its size on every side and squared, kept inside the image."""
-    side = round(max(box.width, box.height) * (1 + 2 * margin))
-    side = min(side, width, height)
-    cx, cy = box.x + box.width / 2, box.y + box.height / 2
-    x = int(min(max(round(cx - side / 2), 0), width - side))
-    y = int(min(max(round(cy - side / 2), 0), height - side))
-    return Box(x, y, side, side)

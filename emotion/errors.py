@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
+#: Every ``error.code`` a client can get (the enum of ``error.schema.json``).
+ErrorCode = Literal[
+    "bad_request",
+    "method_not_allowed",
+    "unsupported_media_type",
+    "unsupported_image",
+    "corrupt_image",
+    "image_too_small",
+    "image_too_large",
+    "model_error",
+    "internal",
+    "unreadable_file",
+]
+
 
 class EmotionError(Exception):
-    """Base of every error the library raises on purpose; ``code`` is stable for clients."""
+    """Base of every error the library raises on purpose; ``code`` is stable for clients (a subclass
+    without its own code is our fault: ``internal``)."""
 
-    code = "error"
+    code: ClassVar[ErrorCode] = "internal"
 
 
 class InvalidImageError(EmotionError):

@@ -14,7 +14,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from emotion.analyze import Analyzer
+from emotion.config import parse_flag
 from emotion.errors import (
     CorruptImageError,
     EmotionError,
@@ -22,6 +22,9 @@ from emotion.errors import (
     ImageTooSmallError,
     InvalidImageError,
 )
+from emotion.labels import EMOTIONS
+from emotion.pipeline import Analyzer
+from emotion.result import Failure
 
 log = logging.getLogger("emotion.http")
 
@@ -34,6 +37,7 @@ PAGE_CSP = (
 MULTIPART_OVERHEAD = 64 * 1024
 #: Objects, arrays, members and elements a JSON body may hold (``{"image_base64": "data:...,..."}`` has 4).
 MAX_JSON_VALUES = 1000
+NO_IMAGE_DATA = "the request holds no image data"
 
 
 class BadRequestError(EmotionError):
@@ -72,16 +76,16 @@ def handle(request: flask.Request, analyzer: Analyzer) -> flask.Response:
     try:
         response = _route(request, analyzer)
     except EmotionError as exc:
-        response = error_response(status_of(exc), exc.code, str(exc))
+        response = failure_response(status_of(exc), Failure.of(exc))
     except RequestEntityTooLarge:
         limit = analyzer.settings.max_image_bytes
         message = f"the request body is over the limit ({limit} bytes)"
         if (request.content_length or 0) <= (request.max_content_length or 0):
             message = f"the multipart form has more than {request.max_form_parts} parts"
-        response = error_response(413, ImageTooLargeError.code, message)
+        response = failure_response(413, Failure(ImageTooLargeError.code, message))
     except Exception:  # a bug of ours: log it with its stack, answer with a JSON 500, keep serving
         log.exception("request failed", extra={"path": request.path})
-        response = error_response(500, "internal", "internal error")
+        response = failure_response(500, Failure("internal", "internal error"))
     finally:
         # functions-framework reads the body again after the handler, to drain it. Werkzeug's capped stream
         # raises when read after it ended exactly at its cap (a body of exactly the limit: an HTML 500),
@@ -105,28 +109,38 @@ def _route(request: flask.Request, analyzer: Analyzer) -> flask.Response:
     if request.method == "OPTIONS":
         return flask.Response(status=204)
     if request.method in ("GET", "HEAD"):
-        page = flask.Response(_page(), 200, mimetype="text/html")
+        page = flask.Response(_page(analyzer.settings.max_image_bytes), 200, mimetype="text/html")
         page.headers["Content-Security-Policy"] = PAGE_CSP
         return page
     if request.method != "POST":
-        response = error_response(405, "method_not_allowed", f"{request.method} is not allowed; POST an image")
-        response.headers["Allow"] = "GET, POST, OPTIONS"
+        response = failure_response(
+            405, Failure("method_not_allowed", f"{request.method} is not allowed; POST an image")
+        )
+        response.headers["Allow"] = "GET, HEAD, POST, OPTIONS"
         return response
     preview = _flag(request.args.get("preview", "true"), "preview")
     max_bytes = analyzer.settings.max_image_bytes
     # The body is read once this request's analysis slot is free: waiting requests hold no bodies.
-    return json_response(200, analyzer.analyze(lambda: read_image(request, max_bytes), preview=preview))
+    return json_response(200, analyzer.analyze(lambda: read_image(request, max_bytes), preview=preview).to_json())
 
 
 @functools.cache
-def _page() -> bytes:
-    """The web page, read once on the first GET (the POST-only path never pays for it)."""
-    return PAGE.read_bytes()
+def _page(max_bytes: int) -> bytes:
+    """The web page, made once on the first GET (the POST-only path never pays for it), with this
+    instance's file limit and the model's classes filled in, so the page never holds copies of them."""
+    text = PAGE.read_text(encoding="utf-8")
+    text = text.replace("{{max_image_bytes}}", str(max_bytes)).replace("{{emotions}}", json.dumps(list(EMOTIONS)))
+    return text.encode("utf-8")
 
 
 def read_image(request: flask.Request, max_bytes: int) -> bytes:
-    """The image bytes from a multipart field ``image``, a raw ``image/*`` body or JSON ``image_base64``."""
+    """The image bytes from a multipart field ``image``, a raw ``image/*`` body or JSON ``image_base64``.
+
+    An empty body is a bad request whatever its content type (there is nothing to be of a wrong type).
+    """
     mimetype = request.mimetype
+    if request.content_length == 0:
+        raise BadRequestError(NO_IMAGE_DATA)
     if mimetype == "multipart/form-data":
         request.max_content_length = max_bytes + MULTIPART_OVERHEAD
         upload = request.files.get("image")
@@ -140,12 +154,14 @@ def read_image(request: flask.Request, max_bytes: int) -> bytes:
         request.max_content_length = max_bytes * 4 // 3 + 4 + MULTIPART_OVERHEAD
         data = _from_json(request)
     else:
+        if request.content_length is None and not request.stream.read(1):  # no length: chunked, or no body
+            raise BadRequestError(NO_IMAGE_DATA)
         raise UnsupportedMediaTypeError(
             f"content type {mimetype or '(none)'} is not accepted; "
             "send multipart/form-data, image/* or application/json"
         )
     if not data:
-        raise BadRequestError("the request holds no image data")
+        raise BadRequestError(NO_IMAGE_DATA)
     if len(data) > max_bytes:
         raise ImageTooLargeError(f"the image is over the limit ({max_bytes} bytes)")
     return data
@@ -186,12 +202,13 @@ def _from_json(request: flask.Request) -> bytes:
 
 
 def _flag(value: str, name: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("", "1", "true", "yes", "on"):
+    """A query flag; present without a value (``?preview``) means true."""
+    if not value.strip():
         return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise BadRequestError(f"query parameter {name!r} must be true or false, not {value!r}")
+    try:
+        return parse_flag(value)
+    except ValueError:
+        raise BadRequestError(f"query parameter {name!r} must be true or false, not {value!r}") from None
 
 
 def json_response(status: int, body: dict[str, Any]) -> flask.Response:
@@ -201,9 +218,9 @@ def json_response(status: int, body: dict[str, Any]) -> flask.Response:
     return response
 
 
-def error_response(status: int, code: str, message: str) -> flask.Response:
-    """The one error shape every endpoint uses: ``{"error": {"code", "message"}}``."""
-    return json_response(status, {"error": {"code": code, "message": message}})
+def failure_response(status: int, failure: Failure) -> flask.Response:
+    """The one error shape every endpoint uses: ``{"error": {"code", "message"}}`` (``Failure.to_json``)."""
+    return json_response(status, failure.to_json())
 
 
 def _cors(response: flask.Response, origin: str) -> None:

@@ -1,14 +1,13 @@
-"""Result → preview: the photo scaled down, each face boxed and labelled, as base64 JPEG."""
+"""Result → preview: the photo scaled down, each face boxed and labelled, as JPEG."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-from emotion.detect import Box
+from emotion.geometry import Box
 
 MAX_SIDE = 640
 _COLOURS = {  # RGB, like the image the preview is drawn on
@@ -24,8 +23,8 @@ _COLOURS = {  # RGB, like the image the preview is drawn on
 
 def render_preview(
     rgb: np.ndarray, boxes: Sequence[Box], labels: Sequence[tuple[str, float]], quality: int = 85
-) -> str:
-    """Base64 JPEG of ``rgb`` (long side ≤ 640 px) with each box labelled "emotion NN%"."""
+) -> bytes:
+    """JPEG of ``rgb`` (long side ≤ 640 px) with each box labelled "emotion NN%"."""
     height, width = rgb.shape[:2]
     scale = min(1.0, MAX_SIDE / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -40,7 +39,7 @@ def render_preview(
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("OpenCV could not encode the preview")
-    return base64.b64encode(jpeg.tobytes()).decode("ascii")
+    return jpeg.tobytes()
 
 
 def _label(canvas: np.ndarray, text: str, corner: tuple[int, int], colour: tuple[int, int, int]) -> None:

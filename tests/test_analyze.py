@@ -26,7 +26,7 @@ def analyzer() -> Analyzer:
 
 
 def test_astronaut_is_one_happy_face(astronaut_jpeg: bytes, validate_result) -> None:
-    result = validate_result(emotion.analyze(astronaut_jpeg))
+    result = validate_result(emotion.analyze(astronaut_jpeg).to_json())
     assert len(result["faces"]) == 1
     face = result["faces"][0]
     assert face["detection"] == "face" and face["detection_score"] > 0.8
@@ -38,7 +38,7 @@ def test_astronaut_is_one_happy_face(astronaut_jpeg: bytes, validate_result) -> 
 
 def test_preview_is_a_labelled_jpeg_no_larger_than_640(analyzer: Analyzer, astronaut: np.ndarray) -> None:
     big = np.asarray(Image.fromarray(astronaut).resize((1600, 1600)))
-    result = analyzer.analyze(encode(big, "PNG"))
+    result = analyzer.analyze(encode(big, "PNG")).to_json()
     preview = Image.open(io.BytesIO(base64.b64decode(result["preview"]["base64"])))
     assert preview.format == "JPEG" and max(preview.size) == 640
     plain = np.asarray(Image.fromarray(big).resize((640, 640))).astype(int)
@@ -50,7 +50,7 @@ def test_preview_is_a_labelled_jpeg_no_larger_than_640(analyzer: Analyzer, astro
 
 
 def test_preview_can_be_left_out(analyzer: Analyzer, astronaut_jpeg: bytes, validate_result) -> None:
-    result = validate_result(analyzer.analyze(astronaut_jpeg, preview=False))
+    result = validate_result(analyzer.analyze(astronaut_jpeg, preview=False).to_json())
     assert "preview" not in result
 
 
@@ -61,7 +61,7 @@ def test_exif_rotated_photo_boxes_the_face_in_upright_coordinates(
     exif[0x0112] = 6  # stored turned left; viewers turn it right to show it upright
     buffer = io.BytesIO()
     Image.fromarray(astronaut).transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", exif=exif)
-    result = validate_result(analyzer.analyze(buffer.getvalue()))
+    result = validate_result(analyzer.analyze(buffer.getvalue()).to_json())
     assert len(result["faces"]) == 1
     assert overlaps_astronaut_face(result["faces"][0]["box"])
     assert result["dominant_emotion"] == "happy"
@@ -72,7 +72,7 @@ def test_every_face_in_a_group_photo_is_found(analyzer: Analyzer, astronaut: np.
     face = astronaut[20:220, 125:325]
     for i in range(3):
         canvas[200:400, 100 + i * 480 : 300 + i * 480] = face
-    result = validate_result(analyzer.analyze(encode(canvas, "PNG")))
+    result = validate_result(analyzer.analyze(encode(canvas, "PNG")).to_json())
     assert len(result["faces"]) == 3
     lefts = sorted(f["box"]["x"] for f in result["faces"])
     assert [round((x - 100) / 480) for x in lefts] == [0, 1, 2]
@@ -81,7 +81,7 @@ def test_every_face_in_a_group_photo_is_found(analyzer: Analyzer, astronaut: np.
 
 def test_no_face_classifies_the_whole_image(analyzer: Analyzer, validate_result) -> None:
     blank = np.full((120, 200, 3), 200, dtype=np.uint8)
-    result = validate_result(analyzer.analyze(encode(blank, "PNG")))
+    result = validate_result(analyzer.analyze(encode(blank, "PNG")).to_json())
     assert [(f["detection"], f["detection_score"]) for f in result["faces"]] == [("whole_image", None)]
     assert result["faces"][0]["box"] == {"x": 0, "y": 0, "width": 200, "height": 120}
     assert result["dominant_emotion"] == result["faces"][0]["dominant_emotion"]
@@ -89,7 +89,7 @@ def test_no_face_classifies_the_whole_image(analyzer: Analyzer, validate_result)
 
 def test_whole_image_fallback_can_be_switched_off(validate_result) -> None:
     strict = Analyzer(Settings(whole_image_fallback=False))
-    result = validate_result(strict.analyze(encode(np.full((120, 200, 3), 200, np.uint8), "PNG")))
+    result = validate_result(strict.analyze(encode(np.full((120, 200, 3), 200, np.uint8), "PNG")).to_json())
     assert result["faces"] == [] and result["dominant_emotion"] is None
 
 
@@ -105,7 +105,7 @@ def test_concurrent_requests_each_get_their_own_answer(analyzer: Analyzer, astro
     images += [encode(np.full((64 + i, 80, 3), 40 * i, np.uint8), "PNG") for i in range(4)]
 
     def essence(data: bytes) -> list:
-        result = analyzer.analyze(data, preview=False)
+        result = analyzer.analyze(data, preview=False).to_json()
         return [(f["box"], f["emotions"]) for f in result["faces"]]
 
     expected = [essence(d) for d in images]

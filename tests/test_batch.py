@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emotion.analyze import default_analyzer
 from emotion.batch.cli import parse_args
 from emotion.batch.photos import Location, Photo, list_files
 from emotion.batch.results import (
@@ -35,6 +34,7 @@ from emotion.batch.results import (
     process,
 )
 from emotion.bucket_events import GENERATION_KEY
+from emotion.pipeline import default_analyzer
 
 from .conftest import ROOT, encode
 
@@ -71,7 +71,7 @@ def run_batch(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
 
 def expected(data: bytes) -> dict[str, Any]:
     """What ``analyze`` gives for a photo, without the timings (which differ run to run)."""
-    result = default_analyzer().analyze(data, preview=False)
+    result = default_analyzer().analyze(data, preview=False).to_json()
     result.pop("timing_ms")
     return result
 
@@ -271,7 +271,7 @@ def test_importing_the_serving_package_never_loads_beam() -> None:
     if not BATCH_PYTHON.is_file():
         _missing_beam()
     script = (
-        "import sys, emotion, emotion.analyze, emotion.bucket_events, emotion.http_api, main\n"
+        "import sys, emotion, emotion.pipeline, emotion.bucket_events, emotion.http_api, main\n"
         "import emotion.batch, emotion.batch.photos, emotion.batch.results\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'apache_beam'], 'Beam was imported'\n"
     )
@@ -314,7 +314,7 @@ def test_the_package_for_dataflow_workers_holds_the_code_and_the_model(tmp_path:
     subprocess.run([*install, "--target", str(site), str(sdist)], check=True, capture_output=True, timeout=300)
     check = (
         "import emotion.litert, emotion.batch.pipeline\n"
-        "from emotion.analyze import default_analyzer\n"
+        "from emotion.pipeline import default_analyzer\n"
         "assert emotion.litert.__file__.startswith(sys.argv[1]), emotion.litert.__file__\n"
         "print(default_analyzer().classifier.info.sha256)\n"
     )
@@ -451,7 +451,8 @@ def test_bucket_listing_skip_and_write_with_the_google_client(gcs: Any) -> None:
     assert process(photo, default_analyzer(), results, gcs, overwrite=False, previews=False)[0]["status"] == SKIPPED
     stored = results.stored(photo)
     assert stored.current and stored.generation
-    assert json.loads(gcs.bucket("batch-out").blob("direct/deeper/coffee.webp.json").download_as_bytes()) == document
+    stored_json = gcs.bucket("batch-out").blob("direct/deeper/coffee.webp.json").download_as_bytes()
+    assert document is not None and json.loads(stored_json) == document.to_json()
     newer = Photo(photo.bucket, photo.name, photo.relative, photo.size, photo.version + 1, photo.content_type)
     assert not results.stored(newer).current
     gone = Photo("batch-photos", "in/vanished.jpg", "vanished.jpg", 10, 1, "image/jpeg")

@@ -527,22 +527,24 @@ def test_a_result_written_during_the_analysis_is_judged_again(client, gcs_log, l
     """Deterministic: another delivery stores a result while this one analyzes, so the write meets a 412."""
     from emotion.bucket_events import ObjectEvent, handle_event
     from emotion.config import Settings
+    from emotion.result import ImageInfo, ModelRef, Result, Timing
 
     blob = _upload(client, f"interloper/{lag}.png", _gray(45), "image/png")
 
     class Interloper:
         settings = Settings()
 
-        def analyze(self, data: bytes) -> dict:
+        def analyze(self, data: bytes) -> Result:
             other = client.bucket(BUCKET).blob(f"results/{blob.name}.json")
             other.metadata = {"source-generation": str(blob.generation - lag)}
             other.upload_from_string(b'{"by": "the other delivery"}', content_type="application/json")
-            return {"by": "this delivery"}
+            return Result((), ImageInfo(45, 45, "png"), ModelRef("this delivery", "1", "0" * 64), Timing(0, 0, 0, 0))
 
     event = ObjectEvent.parse(_event_data(blob), None)
     assert handle_event(event, Interloper(), client) == outcome
     stored = client.bucket(BUCKET).get_blob(f"results/{blob.name}.json")
-    by = json.loads(stored.download_as_bytes())["by"]
+    document = json.loads(stored.download_as_bytes())
+    by = document["by"] if "by" in document else document["model"]["name"]
     assert (by, stored.metadata["source-generation"]) == (
         ("the other delivery" if lag == 0 else "this delivery"),
         str(blob.generation),
@@ -618,7 +620,7 @@ def test_an_object_whose_analysis_raised_twice_gets_an_error_result(function, cl
     class Raises:
         settings = Settings()
 
-        def analyze(self, data: bytes) -> dict:
+        def analyze(self, data: bytes) -> None:
             raise RuntimeError("an unexpected failure")
 
     blob = _upload(client, "poison/raises.png", _gray(33), "image/png")
@@ -668,8 +670,8 @@ def test_a_planted_attempt_marker_counts_only_when_well_formed(function, client,
 def test_a_storage_outage_fails_the_event_and_the_retry_succeeds(monkeypatch, client, astronaut_jpeg) -> None:
     """With storage unreachable the handler raises (a 500 at the HTTP edge), so the platform redelivers."""
     from emotion import bucket_events
-    from emotion.analyze import Analyzer
     from emotion.bucket_events import ObjectEvent, handle_event
+    from emotion.pipeline import Analyzer
 
     blob = _upload(client, "outage.jpg", astronaut_jpeg, "image/jpeg")
     event = ObjectEvent.parse(_event_data(blob), None)

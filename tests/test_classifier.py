@@ -84,7 +84,7 @@ def test_model_card_matches_the_committed_file() -> None:
     assert card["sha256"] == hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
     assert tuple(card["classes"]) == EMOTIONS
     assert DEFAULT_MODEL.stat().st_size <= 8 * 1024 * 1024
-    assert EmotionClassifier().info.as_dict() == {
+    assert EmotionClassifier().info.ref.to_json() == {
         "name": card["name"],
         "version": card["version"],
         "sha256": card["sha256"],

@@ -12,12 +12,12 @@ from emotion.detect import (
     FULL_RANGE,
     SHORT_RANGE,
     TILE_OVERLAP,
-    Box,
     FaceDetector,
     Network,
     _starts,
     _weighted_nms,
 )
+from emotion.geometry import Box
 from emotion.litert import load_interpreter
 
 HEAD = (slice(10, 230), slice(115, 335))  # the astronaut's head; her face is about half of it
@@ -144,7 +144,7 @@ def test_each_network_boxes_the_face_where_measured(detector: FaceDetector, astr
     assert _close(short, [([126.8, 67.5, 94.1, 94.2], 0.949)]), short
     assert _close(full, [([126.6, 65.3, 99.4, 99.2], 0.939)]), full
     (face,) = detector.detect(crop)
-    assert np.allclose(list(face.box.as_dict().values()), [127, 67, 95, 95], atol=1.5), face
+    assert np.allclose(list(face.box.to_json().values()), [127, 67, 95, 95], atol=1.5), face
     assert face.score == pytest.approx(0.949, abs=0.01)
 
 
@@ -157,7 +157,7 @@ def test_tiles_box_a_small_face_where_measured(
     tiled = _cluster(detector._tiled(photo, 0.25))
     assert _close(tiled, [([956.2, 554.0, 84.3, 84.3], 0.880)]), tiled
     (face,) = detector.detect(photo)
-    assert np.allclose(list(face.box.as_dict().values()), [956, 554, 84, 84], atol=1.5), face
+    assert np.allclose(list(face.box.to_json().values()), [956, 554, 84, 84], atol=1.5), face
 
 
 def test_faces_come_largest_first(detector: FaceDetector, astronaut: np.ndarray, coffee: np.ndarray) -> None:
@@ -225,7 +225,7 @@ def test_the_working_image_is_at_most_480_px_long_by_default(detector: FaceDetec
 
 def test_the_astronaut_is_one_face_where_measured(detector: FaceDetector, astronaut: np.ndarray) -> None:
     (face,) = detector.detect(astronaut)
-    assert np.allclose(list(face.box.as_dict().values()), [180, 72, 90, 90], atol=1.5), face
+    assert np.allclose(list(face.box.to_json().values()), [180, 72, 90, 90], atol=1.5), face
     assert face.score == pytest.approx(0.940, abs=0.01)
 
 

@@ -12,19 +12,15 @@ import pytest
 from emotion.detect import (
     FULL_RANGE,
     SHORT_RANGE,
-    Box,
     Detection,
-    _clip,
     _drop_enclosing,
     _iou,
     _merge,
     _resize,
     _starts,
     _weighted_nms,
-    crop_region,
-    to_full_size,
-    whole_image,
 )
+from emotion.geometry import Box, clip, crop_region, to_full_size, whole_image
 
 
 @pytest.mark.parametrize(
@@ -187,7 +183,7 @@ def test_drop_enclosing_at_equal_scores_drops_the_large_box() -> None:
     ],
 )
 def test_clip_keeps_boxes_inside_the_image(box: Box, expected: Box) -> None:
-    assert _clip(box, 100, 100) == expected
+    assert clip(box, 100, 100) == expected
 
 
 def test_boxes_found_at_a_reduced_scale_map_back_to_full_size() -> None:
@@ -201,7 +197,7 @@ def test_boxes_found_at_a_reduced_scale_map_back_to_full_size() -> None:
 def test_whole_image_box() -> None:
     assert whole_image(640, 480) == Box(0, 0, 640, 480)
     assert Box(1, 2, 30, 40).area == 1200
-    assert Box(1, 2, 30, 40).as_dict() == {"x": 1, "y": 2, "width": 30, "height": 40}
+    assert Box(1, 2, 30, 40).to_json() == {"x": 1, "y": 2, "width": 30, "height": 40}
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 
 import cv2
@@ -10,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotion.detect import Box
+from emotion.geometry import Box
 from emotion.preview import render_preview
 
 GREY = 200  # the colour of "neutral": grey boxes on black survive JPEG's colour subsampling pixel-exact
 
 
 def _render(rgb: np.ndarray, boxes: list[Box], labels: list[tuple[str, float]], **options) -> np.ndarray:
-    jpeg = base64.b64decode(render_preview(rgb, boxes, labels, **options))
+    jpeg = render_preview(rgb, boxes, labels, **options)
     image = Image.open(io.BytesIO(jpeg))
     assert image.format == "JPEG"
     return np.asarray(image.convert("RGB")).astype(int)

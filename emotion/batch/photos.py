@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from emotion.bucket_events import STORAGE_RETRY, ObjectEvent, looks_like_image
+from emotion.result import FileSource, ObjectSource, Source
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -103,11 +104,11 @@ class Photo:
     def uri(self) -> str:
         return f"{GS}{self.bucket}/{self.name}" if self.bucket is not None else self.name
 
-    def source(self) -> dict[str, Any]:
+    def source(self) -> Source:
         """What the result's ``source`` says: the object and generation, or the path, size and mtime."""
         if self.bucket is not None:
-            return {"bucket": self.bucket, "name": self.name, "generation": str(self.version)}
-        return {"path": self.name, "size": self.size, "mtime_ns": str(self.version)}
+            return ObjectSource(self.bucket, self.name, self.version)
+        return FileSource(self.name, self.size, self.version)
 
     def looks_like_image(self) -> bool:
         """The storage function's rule: an ``image/*`` type, or a generic one and an image name.

@@ -21,15 +21,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
+import cv2
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
 from apache_beam.utils.shared import Shared
 
-from emotion.analyze import Analyzer
 from emotion.batch.cli import parse_args
 from emotion.batch.photos import Location, Photo, list_files
 from emotion.batch.results import ANALYZED, FAILED, GONE, SKIPPED, bigquery_schema, open_results, process
 from emotion.config import Settings
+from emotion.pipeline import Analyzer
 
 log = logging.getLogger("emotion.batch")
 NAMESPACE = "emotion.batch"
@@ -96,6 +97,8 @@ class _Worker:
     """What one worker process loads once and shares between its threads (``Shared`` needs a weakref-able object)."""
 
     def __init__(self) -> None:
+        # One worker process per core, several DoFn threads each: OpenCV's own threads would oversubscribe.
+        cv2.setNumThreads(1)
         self.analyzer = Analyzer(Settings.from_env())
         self.progress = _Progress()
 

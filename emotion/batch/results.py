@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emotion.analyze import Analyzer
 from emotion.batch.photos import Location, Photo, read_photo
 from emotion.bucket_events import GENERATION_KEY, STORAGE_RETRY
 from emotion.errors import EmotionError, ImageTooLargeError
 from emotion.labels import EMOTIONS
+from emotion.pipeline import Analyzer
+from emotion.result import Failure, Outcome
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -44,20 +45,20 @@ def bigquery_schema() -> str:
     return ",".join(f"{name}:{kind}" for name, kind in SUMMARY_COLUMNS)
 
 
-def summary_row(photo: Photo, status: str, result: dict[str, Any] | None = None) -> dict[str, Any]:
+def summary_row(photo: Photo, status: str, result: Outcome | None = None) -> dict[str, Any]:
     """One summary line: face count, and the dominant emotion and probabilities of the largest face."""
     row: dict[str, Any] = dict.fromkeys(name for name, _ in SUMMARY_COLUMNS)
     row |= {"name": photo.relative, "source": photo.uri, "status": status}
     if result is None:
         return row
-    if "error" in result:
-        row["error_code"] = result["error"]["code"]
+    if isinstance(result, Failure):
+        row["error_code"] = result.code
         return row
-    faces = result["faces"]
-    row["faces"] = sum(face["detection"] == "face" for face in faces)
-    if faces:
-        row |= {"detection": faces[0]["detection"], "dominant_emotion": faces[0]["dominant_emotion"]}
-        row |= faces[0]["emotions"]
+    row["faces"] = sum(face.detection == "face" for face in result.faces)
+    if result.faces:
+        largest = result.faces[0]
+        row |= {"detection": largest.detection, "dominant_emotion": largest.dominant_emotion}
+        row |= largest.emotions
     return row
 
 
@@ -84,16 +85,16 @@ class LocalResults:
             source = json.loads(self.path(photo).read_bytes()).get("source")
         except (OSError, ValueError, AttributeError):  # none yet, or a damaged one: do it again
             return Stored(False)
-        return Stored(source == photo.source())
+        return Stored(source == photo.source().to_json())
 
-    def write(self, photo: Photo, document: dict[str, Any], stored: Stored) -> bool:
+    def write(self, photo: Photo, document: Outcome, stored: Stored) -> bool:
         """Write atomically (a crash never leaves half a result that a re-run would take for done)."""
         target = self.path(photo)
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(handle, "w") as out:
-                json.dump(document, out)
+                json.dump(document.to_json(), out)
             os.replace(temporary, target)
         except BaseException:
             os.unlink(temporary)
@@ -124,7 +125,7 @@ class GcsResults:
         recorded = int((blob.metadata or {}).get(GENERATION_KEY, -1))
         return Stored(recorded >= photo.version, blob.generation)
 
-    def write(self, photo: Photo, document: dict[str, Any], stored: Stored) -> bool:
+    def write(self, photo: Photo, document: Outcome, stored: Stored) -> bool:
         """False when another writer (the storage function, a retried bundle) stored a result first."""
         from google.api_core import exceptions as gexc
 
@@ -132,7 +133,7 @@ class GcsResults:
         blob.metadata = {GENERATION_KEY: str(photo.version)}
         try:
             blob.upload_from_string(
-                json.dumps(document),
+                json.dumps(document.to_json()),
                 content_type="application/json",
                 if_generation_match=stored.generation or 0,
                 retry=STORAGE_RETRY,
@@ -152,22 +153,21 @@ def open_results(dst: Location, client: storage.Client | None) -> Results:
     return GcsResults(dst, client)
 
 
-def analyze_photo(photo: Photo, analyzer: Analyzer, client: storage.Client | None, *, previews: bool) -> dict[str, Any]:
+def analyze_photo(photo: Photo, analyzer: Analyzer, client: storage.Client | None, *, previews: bool) -> Outcome:
     """The result document; an image that cannot be analyzed gets the error body, as in the storage function.
     Raises ``FileNotFoundError`` when the photo is gone, and storage errors that a retry may fix."""
     limit = analyzer.settings.max_image_bytes
     try:
         if photo.size > limit:  # refused before reading it, like the storage function
             raise ImageTooLargeError(f"the file is {photo.size} bytes; the limit is {limit}")
-        result = analyzer.analyze(read_photo(photo, limit, client), preview=previews)
+        result: Outcome = analyzer.analyze(read_photo(photo, limit, client), preview=previews)
     except EmotionError as exc:
-        result = {"error": {"code": exc.code, "message": str(exc)}}
+        result = Failure.of(exc)
     except FileNotFoundError:
         raise
     except OSError as exc:  # a local file we may not read: say so in its result, go on with the others
-        result = {"error": {"code": "unreadable_file", "message": f"{type(exc).__name__}: {exc.strerror or exc}"}}
-    result["source"] = photo.source()
-    return result
+        result = Failure("unreadable_file", f"{type(exc).__name__}: {exc.strerror or exc}")
+    return result.with_source(photo.source())
 
 
 def process(
@@ -178,7 +178,7 @@ def process(
     *,
     overwrite: bool,
     previews: bool,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
+) -> tuple[dict[str, Any], Outcome | None]:
     """Do one photo: its summary row, and the document stored (None when none was)."""
     stored = results.stored(photo)
     if stored.current and not overwrite:
@@ -189,4 +189,4 @@ def process(
         return summary_row(photo, GONE), None
     if not results.write(photo, document, stored):
         return summary_row(photo, SKIPPED), None
-    return summary_row(photo, FAILED if "error" in document else ANALYZED, document), document
+    return summary_row(photo, FAILED if isinstance(document, Failure) else ANALYZED, document), document

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     probs = probabilities(classifier, faces)
     figures = report(truth, probs.argmax(axis=1))
     figures["calibration"] = calibration(truth, probs)
-    figures["model"] = classifier.info.as_dict() | {
+    figures["model"] = classifier.info.ref.to_json() | {
         "flip_tta": classifier.info.flip_tta,
         "zoom_tta": classifier.info.zoom_tta,
         "temperature": classifier.info.temperature,

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion.analyze import Analyzer
 from emotion.config import Settings
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
+from emotion.pipeline import Analyzer
 from emotion.training.data import read_labels
 
 

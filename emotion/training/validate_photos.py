@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion.analyze import Analyzer
 from emotion.classifier import EmotionClassifier
 from emotion.config import Settings
 from emotion.errors import EmotionError
 from emotion.labels import EMOTIONS
+from emotion.pipeline import Analyzer
 from emotion.training.data import read_labels
 from emotion.training.metrics import format_report, report
 
@@ -38,12 +38,11 @@ def validate(labels: Path, images: Path, analyzer: Analyzer, limit: int = 0) -> 
         except (OSError, EmotionError) as exc:
             detections[f"error: {getattr(exc, 'code', 'unreadable')}"] += 1
             continue
-        faces = result["faces"]
-        detections[faces[0]["detection"] if faces else "none"] += 1
-        if result["dominant_emotion"] is None:
+        detections[result.faces[0].detection if result.faces else "none"] += 1
+        if result.dominant_emotion is None:
             continue
         truth.append(EMOTIONS.index(row["emotion"]))
-        predicted.append(EMOTIONS.index(result["dominant_emotion"]))
+        predicted.append(EMOTIONS.index(result.dominant_emotion))
     figures = report(np.array(truth, dtype=np.int64), np.array(predicted, dtype=np.int64))
     figures["photos"] = len(rows)
     figures["detection"] = dict(detections)

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from emotion import Analyzer
-from emotion.analyze import _crop, _face, _ms
 from emotion.config import Settings
-from emotion.detect import Box
+from emotion.geometry import Box
 from emotion.labels import EMOTIONS
+from emotion.pipeline import _crop, _face, _ms
 
 from .conftest import encode
 from .test_detect import HEAD
@@ -36,7 +36,7 @@ def test_the_whole_image_is_cropped_to_its_centre_square_without_margin(gray: np
 def test_a_face_entry() -> None:
     row = np.array([0.05, 0.01, 0.04, 0.7, 0.1, 0.06, 0.04], dtype=np.float32)
     entry = _face(Box(1, 2, 3, 4), "face", 0.123456789, row)
-    assert entry == {
+    assert entry.to_json() == {
         "box": {"x": 1, "y": 2, "width": 3, "height": 4},
         "detection": "face",
         "detection_score": 0.1235,
@@ -44,7 +44,7 @@ def test_a_face_entry() -> None:
         "dominant_emotion": "happy",
     }
     other = _face(Box(0, 0, 5, 5), "whole_image", None, np.roll(row, 1))
-    assert (other["detection_score"], other["dominant_emotion"]) == (None, "neutral")
+    assert (other.detection_score, other.dominant_emotion) == (None, "neutral")
 
 
 def test_durations_are_milliseconds_to_a_microsecond() -> None:
@@ -60,7 +60,7 @@ def test_a_large_jpeg_decoded_at_reduced_scale_reports_boxes_at_full_size(astron
     canvas = canvas.copy()
     canvas[500:700, 900:1100] = head
     analyzer = Analyzer(Settings(detect_min_face=48))
-    result = analyzer.analyze(encode(canvas, "JPEG", quality=90), preview=False)
+    result = analyzer.analyze(encode(canvas, "JPEG", quality=90), preview=False).to_json()
     assert analyzer.decode(encode(canvas, "JPEG", quality=90)).rgb.shape[:2] == (540, 960)
     assert result["image"] == {"width": 1920, "height": 1080, "format": "jpeg"}
     (face,) = result["faces"]
@@ -69,7 +69,7 @@ def test_a_large_jpeg_decoded_at_reduced_scale_reports_boxes_at_full_size(astron
     # the head's face, measured on this photo at full size (as test_detect pins it: about 84 px at (956, 554))
     assert abs(box["x"] - 956) <= 6 and abs(box["y"] - 554) <= 6 and abs(box["width"] - 84) <= 6, box
     strict = Analyzer(Settings(detect_min_face=400, whole_image_fallback=False))
-    assert strict.analyze(encode(canvas, "JPEG", quality=90), preview=False)["faces"] == []
+    assert strict.analyze(encode(canvas, "JPEG", quality=90), preview=False).faces == ()
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_the_dominant_emotion_is_that_of_the_largest_face(analyzer: Analyzer, as
     canvas = np.full((600, 1100, 3), 128, np.uint8)
     canvas[0:512, 0:512] = astronaut
     canvas[100:500, 600:1000] = np.asarray(Image.fromarray(data.camera()).convert("RGB").resize((400, 400)))
-    result = analyzer.analyze(encode(canvas, "PNG"), preview=False)
+    result = analyzer.analyze(encode(canvas, "PNG"), preview=False).to_json()
     first, second = result["faces"]
     assert first["box"]["width"] > second["box"]["width"] and first["box"]["x"] < 512 < second["box"]["x"]
     assert first["dominant_emotion"] != second["dominant_emotion"], "the test needs two different answers"
@@ -110,5 +110,5 @@ def test_without_a_face_the_model_sees_the_centre_square(analyzer: Analyzer) -> 
 def test_the_library_call_includes_the_preview_unless_asked_not_to(astronaut_jpeg: bytes) -> None:
     import emotion
 
-    assert emotion.analyze(astronaut_jpeg)["preview"]["mime_type"] == "image/jpeg"
-    assert "preview" not in emotion.analyze(astronaut_jpeg, preview=False)
+    assert emotion.analyze(astronaut_jpeg).to_json()["preview"]["mime_type"] == "image/jpeg"
+    assert "preview" not in emotion.analyze(astronaut_jpeg, preview=False).to_json()

@@ -6,7 +6,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
@@ -15,10 +14,12 @@ from emotion import memory
 from emotion.classifier import EmotionClassifier
 from emotion.config import PIPELINE_MB, Settings
 from emotion.decode import DecodedImage, decode_image
-from emotion.detect import Box, FaceDetector, crop_region, to_full_size, whole_image
+from emotion.detect import FaceDetector
+from emotion.geometry import Box, crop_region, to_full_size, whole_image
 from emotion.labels import EMOTIONS
 from emotion.preview import MAX_SIDE as PREVIEW_SIDE
 from emotion.preview import render_preview
+from emotion.result import DetectionKind, Face, ImageInfo, Preview, Result, Timing
 
 #: Context kept around a detected face when cropping it for the model (FER2013 crops include some).
 CROP_MARGIN = 0.1
@@ -30,7 +31,7 @@ class Faces:
 
     boxes: list[Box]
     full_boxes: list[Box]
-    detection: str
+    detection: DetectionKind
     scores: list[float | None]
     crops: list[np.ndarray]
 
@@ -46,7 +47,7 @@ class Analyzer:
         # per-thread allocator arenas), so requests beyond this wait their turn.
         self._slots = threading.BoundedSemaphore(self.settings.max_parallel_analyses)
 
-    def analyze(self, data: bytes | Callable[[], bytes], *, preview: bool = True) -> dict[str, Any]:
+    def analyze(self, data: bytes | Callable[[], bytes], *, preview: bool = True) -> Result:
         """The result for one image file; raises a typed ``EmotionError`` for bad input.
 
         ``data`` may be a function that reads the file: it is called once a slot is free, so requests
@@ -74,13 +75,13 @@ class Analyzer:
         boxes = [face.box for face in found]
         scores: list[float | None] = [face.score for face in found]
         full_boxes = [to_full_size(box, image.scale, image.width, image.height) for box in boxes]
-        detection = "face"
+        detection: DetectionKind = "face"
         if not boxes and self.settings.whole_image_fallback:
             boxes, detection, scores = [whole_image(gray.shape[1], gray.shape[0])], "whole_image", [None]
             full_boxes = [whole_image(image.width, image.height)]
         return Faces(boxes, full_boxes, detection, scores, [_crop(gray, box, detection) for box in boxes])
 
-    def _analyze(self, data: bytes, preview: bool) -> dict[str, Any]:
+    def _analyze(self, data: bytes, preview: bool) -> Result:
         started = time.perf_counter()
         image = self.decode(data)
         decoded = time.perf_counter()
@@ -88,31 +89,25 @@ class Analyzer:
         detected = time.perf_counter()
         probabilities = self.classifier.predict(found.crops)
         classified = time.perf_counter()
-        boxes, full_boxes, detection = found.boxes, found.full_boxes, found.detection
-
-        faces = [
-            _face(box, detection, score, row)
-            for box, score, row in zip(full_boxes, found.scores, probabilities, strict=True)
-        ]
-        result: dict[str, Any] = {
-            "faces": faces,
-            "dominant_emotion": faces[0]["dominant_emotion"] if faces else None,
-            "image": {"width": image.width, "height": image.height, "format": image.format},
-        }
+        faces = tuple(
+            _face(box, found.detection, score, row)
+            for box, score, row in zip(found.full_boxes, found.scores, probabilities, strict=True)
+        )
+        drawn = None
         if preview:
-            labels = [(f["dominant_emotion"], f["emotions"][f["dominant_emotion"]]) for f in faces]
-            result["preview"] = {"mime_type": "image/jpeg", "base64": render_preview(image.rgb, boxes, labels)}
-        result["model"] = self.classifier.info.as_dict()
-        result["timing_ms"] = {
-            "decode": _ms(started, decoded),
-            "detect": _ms(decoded, detected),
-            "classify": _ms(detected, classified),
-            "total": _ms(started, time.perf_counter()),
-        }
-        return result
+            labels = [(face.dominant_emotion, face.emotions[face.dominant_emotion]) for face in faces]
+            drawn = Preview(render_preview(image.rgb, found.boxes, labels))
+        timing = Timing(
+            decode=_ms(started, decoded),
+            detect=_ms(decoded, detected),
+            classify=_ms(detected, classified),
+            total=_ms(started, time.perf_counter()),
+        )
+        info = ImageInfo(image.width, image.height, image.format)
+        return Result(faces, info, self.classifier.info.ref, timing, drawn)
 
 
-def _crop(gray: np.ndarray, box: Box, detection: str) -> np.ndarray:
+def _crop(gray: np.ndarray, box: Box, detection: DetectionKind) -> np.ndarray:
     """The model's view of a face: a square with margin around a detection, the centre square otherwise."""
     height, width = gray.shape
     margin = CROP_MARGIN if detection == "face" else 0.0
@@ -120,15 +115,14 @@ def _crop(gray: np.ndarray, box: Box, detection: str) -> np.ndarray:
     return gray[region.y : region.y + region.height, region.x : region.x + region.width]
 
 
-def _face(box: Box, detection: str, score: float | None, row: np.ndarray) -> dict[str, Any]:
-    emotions = {name: float(p) for name, p in zip(EMOTIONS, row, strict=True)}
-    return {
-        "box": box.as_dict(),
-        "detection": detection,
-        "detection_score": None if score is None else round(score, 4),
-        "emotions": emotions,
-        "dominant_emotion": EMOTIONS[int(np.argmax(row))],
-    }
+def _face(box: Box, detection: DetectionKind, score: float | None, row: np.ndarray) -> Face:
+    return Face(
+        box=box,
+        detection=detection,
+        detection_score=None if score is None else round(score, 4),
+        emotions={name: float(p) for name, p in zip(EMOTIONS, row, strict=True)},
+        dominant_emotion=EMOTIONS[int(np.argmax(row))],
+    )
 
 
 def _ms(start: float, end: float) -> float:
@@ -148,6 +142,6 @@ def default_analyzer() -> Analyzer:
         return _default
 
 
-def analyze(data: bytes, *, preview: bool = True) -> dict[str, Any]:
+def analyze(data: bytes, *, preview: bool = True) -> Result:
     """Analyze the image file ``data`` with the process-wide analyzer (see ``Analyzer.analyze``)."""
     return default_analyzer().analyze(data, preview=preview)
