@@ -48,8 +48,12 @@ $(BATCH_VENV)/.installed: requirements.txt requirements-batch.txt
 ## Install Apache Beam into $(BATCH_VENV) for python -m emotion.batch.
 batch: $(BATCH_VENV)/.installed
 
+## Lint, formatting and types: the serving package (emotion/*.py, main.py) strictly, the rest at mypy's default.
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict emotion/*.py main.py
+	$(BIN)/mypy emotion/training emotion/batch bench infra
 
 ## Install everything the tests need, lint, then run the whole suite.
 test: lint $(CHECKOV_VENV)/bin/checkov $(BATCH_VENV)/.installed

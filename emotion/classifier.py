@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ def read_model_info(model_path: Path) -> ModelInfo:
     )
 
 
-def _read_card(card: Path) -> dict:
+def _read_card(card: Path) -> dict[str, Any]:
     """``model.json`` as a dict; a broken card is a ``ModelError`` like a broken model."""
     try:
         meta = json.loads(card.read_text())
@@ -73,7 +74,7 @@ def _read_card(card: Path) -> dict:
     return meta
 
 
-def calibration_temperature(meta: dict, card: Path) -> float:
+def calibration_temperature(meta: dict[str, Any], card: Path) -> float:
     """The card's temperature (1.0 when it has none); a value that is not a positive number is refused."""
     value = meta.get("temperature", 1.0)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.05 <= value <= 20:
@@ -84,10 +85,10 @@ def calibration_temperature(meta: dict, card: Path) -> float:
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log(probs) / temperature)`` row by row: sharpens (< 1) or softens (> 1) each answer."""
     if temperature == 1.0:
-        return probs / probs.sum(axis=1, keepdims=True)
+        return np.asarray(probs / probs.sum(axis=1, keepdims=True))
     logits = np.log(np.maximum(probs, 1e-12)) / temperature
     scaled = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return scaled / scaled.sum(axis=1, keepdims=True)
+    return np.asarray(scaled / scaled.sum(axis=1, keepdims=True))
 
 
 class EmotionClassifier:
@@ -157,7 +158,7 @@ class EmotionClassifier:
                 self._batch = len(batch)
             self._interpreter.set_tensor(self._input, batch)
             self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).astype(np.float64)
+            return np.asarray(self._interpreter.get_tensor(self._output), dtype=np.float64)
 
 
 #: The zoomed view drops this many pixels of the 48-px input on every side (less of the margin around

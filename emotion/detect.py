@@ -234,4 +234,5 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     x2 = np.minimum(box[0] + box[2], boxes[:, 0] + boxes[:, 2])
     y2 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return inter / np.maximum(box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter, 1e-9)
+    union = np.maximum(box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter, 1e-9)
+    return np.asarray(inter / union, dtype=np.float64)
