@@ -1,0 +1,55 @@
+"""Memory handed back after an analysis: a heap fragmented by many freed blocks is trimmed, a small
+growth is not (the trim costs time), and the resident size read is the process's."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from emotion import memory
+
+pytestmark = pytest.mark.skipif(memory._LIBC is None, reason="the allocator settings need glibc")
+
+
+def _status_rss() -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_resident_bytes_is_this_processs_resident_size() -> None:
+    assert abs(memory.resident_bytes() - _status_rss()) < 4 << 20
+
+
+def _fragment(total: int) -> list[bytearray]:
+    """Fill the heap with 3 kB blocks (under the mmap threshold) and free all but every 16th: the freed
+    space lies between live blocks, where only ``malloc_trim`` returns it."""
+    blocks = [bytearray(3000) for _ in range(total // 3000)]
+    kept = blocks[::16]
+    del blocks
+    gc.collect()
+    return kept
+
+
+def test_a_fragmented_heap_is_given_back_after_the_block() -> None:
+    with memory.given_back():
+        before = memory.resident_bytes()
+        kept = _fragment(96 << 20)
+        grown = memory.resident_bytes()
+        assert grown > before + (60 << 20)
+    after = memory.resident_bytes()
+    assert after < grown - (50 << 20), (before >> 20, grown >> 20, after >> 20)
+    assert memory._trimmed_at == pytest.approx(after, abs=1 << 20)
+    del kept
+
+
+def test_a_small_growth_is_not_trimmed() -> None:
+    with memory.given_back():  # start from a trimmed heap
+        pass
+    memory._trimmed_at = memory.resident_bytes()
+    mark = memory._trimmed_at
+    with memory.given_back():
+        kept = _fragment(memory.TRIM_SLACK // 2)
+    assert memory._trimmed_at == mark
+    del kept
