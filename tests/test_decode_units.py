@@ -235,3 +235,64 @@ def test_refusals_have_their_types() -> None:
     png = _save(Image.fromarray(_noise(64, 64)), "PNG")
     with pytest.raises(CorruptImageError):
         decode_image(png[: len(png) // 2] + png[-12:], **LIMITS)
+
+
+def _webp_with_exif(orientation: int, size: int) -> bytes:
+    """A WebP whose EXIF chunk (orientation ``orientation``) is padded to exactly ``size`` bytes (Pillow
+    stores the block without its 6-byte ``Exif\\0\\0`` prefix)."""
+    exif = _exif(orientation).tobytes()
+    stored = _stored(_upright(), orientation)
+    return _save(stored, "WEBP", lossless=True, exif=exif + b"\x00" * (size + 6 - len(exif)))
+
+
+def test_a_webp_exif_block_is_read_up_to_its_limit() -> None:
+    from emotion import formats
+
+    at_limit = _webp_with_exif(6, formats.MAX_EXIF_BYTES)
+    assert formats.check_webp(at_limit).exif_bytes == formats.MAX_EXIF_BYTES
+    decoded = decode_image(at_limit, **LIMITS)
+    assert (decoded.width, decoded.height) == (48, 32)
+    np.testing.assert_array_equal(decoded.rgb, _upright())
+    over = decode_image(_webp_with_exif(6, formats.MAX_EXIF_BYTES + 1), **LIMITS)
+    assert (over.width, over.height) == (32, 48)  # not parsed: stored as it is
+
+
+def _rle8_bmp(width: int, height: int) -> bytes:
+    """A run-length coded 8-bit BMP, every pixel a run of one (the costliest coding for Pillow's decoder)."""
+    import struct
+
+    rows = (b"\x01\x05" * width + b"\x00\x00") * height + b"\x00\x01"
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    offset = 14 + 40 + len(palette)
+    header = b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(rows), 2835, 2835, 256, 0)
+    return header + info + palette + rows
+
+
+def test_run_length_coded_bmps_are_read_up_to_their_byte_limit() -> None:
+    from emotion.decode import MAX_RLE_BYTES
+
+    decoded = decode_image(_rle8_bmp(40, 30), **LIMITS)
+    assert decoded.rgb.shape == (30, 40, 3) and decoded.rgb.max() == 5
+    width = 1000
+    height = MAX_RLE_BYTES // (2 * width + 2) + 1
+    with pytest.raises(ImageTooLargeError, match=f"run-length coded BMPs are read up to {MAX_RLE_BYTES} bytes"):
+        decode_image(_rle8_bmp(width, height), **LIMITS)
+
+
+def test_damaged_png_image_data_is_corrupt() -> None:
+    import struct
+    import zlib
+
+    from emotion import formats
+
+    base = _save(Image.fromarray(_noise(64, 64)), "PNG")
+    ihdr = base[8:33]
+    rows = b"".join(b"\x09" + bytes(64 * 3) for _ in range(64))  # filter type 9 does not exist
+    bad_filter = base[:8] + ihdr + formats.png_chunk(b"IDAT", zlib.compress(rows)) + formats.png_chunk(b"IEND", b"")
+    with pytest.raises(CorruptImageError, match="cannot be decoded"):
+        decode_image(bad_filter, **LIMITS)
+    bad_stream = base[:8] + ihdr + formats.png_chunk(b"IDAT", b"\x78\x9c" + b"\xff" * 200)
+    with pytest.raises(CorruptImageError, match="cannot be decoded"):
+        decode_image(bad_stream + formats.png_chunk(b"IEND", b""), **LIMITS)
+    assert struct.unpack(">I", ihdr[8:12])[0] == 64
