@@ -106,8 +106,8 @@ def test_a_result_is_stored_with_its_source_and_logged(client, gcs_log) -> None:
     analyzer = Recorder()
     assert handle_event(_event(blob), analyzer, client) == "result stored"
     body, metadata = _stored(client, "results/ok/a.png.json")
-    assert body == {"sha": _sha(b"first bytes"),
-                    "source": {"bucket": VERSIONED, "name": "ok/a.png", "generation": str(blob.generation)}}  # fmt: skip
+    source = {"bucket": VERSIONED, "name": "ok/a.png", "generation": str(blob.generation)}
+    assert body == {"sha": _sha(b"first bytes"), "source": source}
     assert metadata == {"source-generation": str(blob.generation)}
     [line] = gcs_log
     assert (line.getMessage(), line.levelno) == ("result stored", logging.INFO)
