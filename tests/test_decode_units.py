@@ -296,3 +296,10 @@ def test_damaged_png_image_data_is_corrupt() -> None:
     with pytest.raises(CorruptImageError, match="cannot be decoded"):
         decode_image(bad_stream + formats.png_chunk(b"IEND", b""), **LIMITS)
     assert struct.unpack(">I", ihdr[8:12])[0] == 64
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF", "GIF", "WEBP", "BMP"])
+def test_truncated_image_data_is_corrupt_not_a_crash(fmt: str) -> None:
+    data = _save(Image.fromarray(_noise(64, 64)), fmt)
+    with pytest.raises(CorruptImageError, match="cannot be"):
+        decode_image(data[: len(data) * 2 // 3], **LIMITS)
