@@ -303,3 +303,49 @@ def test_truncated_image_data_is_corrupt_not_a_crash(fmt: str) -> None:
     data = _save(Image.fromarray(_noise(64, 64)), fmt)
     with pytest.raises(CorruptImageError, match="cannot be"):
         decode_image(data[: len(data) * 2 // 3], **LIMITS)
+
+
+def _budget_cases() -> list[tuple[str, bytes, int]]:
+    """Files and what their decode is estimated to need: the frame (bytes a pixel by mode), what the decoder
+    keeps besides (WebP 12 bytes a pixel, PNG 1, a run-length BMP's bytearray 1) and the band buffers."""
+    from emotion import formats
+    from emotion.decode import BAND_BYTES
+
+    w, h = 40, 30
+    gray = Image.fromarray(_noise(w, h, 1))
+    tiff = _save(gray.convert("RGB"), "TIFF")
+    palette = gray.convert("P")
+    return [
+        ("BMP L", _save(gray, "BMP"), w * h * 1 + BAND_BYTES),
+        ("BMP P", _save(palette, "BMP"), w * h * 1 + BAND_BYTES),
+        ("BMP 1", _save(gray.convert("1"), "BMP"), w * h * 1 + BAND_BYTES),
+        ("BMP RGB", _save(gray.convert("RGB"), "BMP"), w * h * 4 + BAND_BYTES),
+        ("GIF", _save(palette, "GIF"), w * h * 1 + BAND_BYTES),
+        ("PNG 16-bit", _save(Image.fromarray(_noise(w, h, 1).astype(np.uint16) * 257), "PNG"), w * h * 3 + BAND_BYTES),
+        ("WEBP", _save(gray.convert("RGB"), "WEBP", lossless=True), w * h * 16 + BAND_BYTES),
+        ("BMP RLE", _rle8_bmp(w, h), w * h * 2 + BAND_BYTES),
+        ("JPEG", _save(gray.convert("RGB"), "JPEG"), w * h * 4 + BAND_BYTES),
+        ("JPEG L", _save(gray, "JPEG"), w * h * 1 + BAND_BYTES),
+        ("TIFF", tiff, w * h * 4 + formats.check_tiff(tiff).strip_bytes + len(tiff) + BAND_BYTES),
+        # an 8-bit PNG in bands of 13,107 rows (2^19 px / 40) plus the row above: 5 copies of the raw rows
+        # (a filter byte and 3 bytes a pixel) and the decoded band (4 bytes a pixel)
+        ("PNG bands", _save(gray.convert("RGB"), "PNG"), 13_108 * (1 + w * 3) * 5 + 13_108 * w * 4),
+    ]
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_the_decode_budget_refuses_exactly_above_the_estimate(case: int) -> None:
+    name, data, needed = _budget_cases()[case]
+    assert decode_image(data, **LIMITS, max_decode_bytes=needed).rgb.shape == (30, 40, 3), name
+    with pytest.raises(ImageTooLargeError, match="needs about"):
+        decode_image(data, **LIMITS, max_decode_bytes=needed - 1)
+
+
+def test_a_progressive_jpeg_is_refused_when_its_coefficients_are_over_the_budget() -> None:
+    from emotion import formats
+
+    data = _save(Image.fromarray(_noise(400, 300)), "JPEG", progressive=True)
+    coefficients = formats.check_jpeg(data).coefficient_bytes
+    with pytest.raises(ImageTooLargeError, match="a progressive 400x300 JPEG"):
+        decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients - 1)
+    assert decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients + 10_000_000).width == 400
