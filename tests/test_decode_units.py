@@ -161,7 +161,9 @@ def test_16_bit_gray_is_scaled_to_8_bits_when_it_uses_the_range(value: int, expe
         assert decoded.rgb[0, 0].tolist() == [0, 0, 0]
 
 
-@pytest.mark.parametrize(("value", "expected"), [(1.0, 255), (0.5, 128), (0.2, 51), (100.0, 100), (2.0, 2)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(1.0, 255), (0.5, 128), (0.2, 51), (100.0, 100), (2.0, 2), (32768.0, 128), (70000.0, 255)]
+)
 def test_float_gray_in_0_to_1_is_scaled_and_above_is_taken_as_8_bit(value: float, expected: int) -> None:
     pixels = np.full((20, 20), value, dtype=np.float32)
     pixels[0, 0] = 0.0
@@ -349,3 +351,19 @@ def test_a_progressive_jpeg_is_refused_when_its_coefficients_are_over_the_budget
     with pytest.raises(ImageTooLargeError, match="a progressive 400x300 JPEG"):
         decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients - 1)
     assert decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients + 10_000_000).width == 400
+
+
+def test_32_bit_gray_beyond_16_bits_is_clipped_not_wrapped() -> None:
+    pixels = np.full((20, 20), 100_000, dtype=np.int32)
+    pixels[0, 0] = 0
+    decoded = decode_image(_save(Image.fromarray(pixels, "I"), "TIFF"), **LIMITS)
+    assert decoded.rgb[5, 5].tolist() == [255] * 3 and decoded.rgb[0, 0].tolist() == [0] * 3
+
+
+def test_an_orientation_that_is_not_a_number_is_ignored() -> None:
+    import struct
+
+    entry = struct.pack(">HHI", 0x0112, 2, 4) + b"abc\x00"  # ASCII "abc" where a SHORT belongs
+    exif = b"Exif\x00\x00MM\x00*" + struct.pack(">IH", 8, 1) + entry + bytes(4)
+    decoded = decode_image(_save(Image.fromarray(_upright()), "JPEG", exif=exif, quality=95), **LIMITS)
+    assert (decoded.width, decoded.height) == (48, 32) and decoded.rgb.shape == (32, 48, 3)
