@@ -268,3 +268,15 @@ def test_the_analysis_answer_is_the_analyzers(client, analyzer: Analyzer, png: b
     for key in ("timing_ms",):
         body.pop(key, None), expected.pop(key, None)
     assert json.dumps(body, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+def test_each_request_is_logged_with_its_method_status_and_milliseconds(
+    client, png: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="emotion.http"):
+        client.post("/", data=png, content_type="image/png")
+        client.options("/")
+    lines = [r for r in caplog.records if r.getMessage() == "request"]
+    assert [(r.method, r.status) for r in lines] == [("POST", 200), ("OPTIONS", 204)]
+    assert lines[0].ms >= 1.0  # an analysis takes milliseconds, not microseconds
+    assert lines[0].ms == round(lines[0].ms, 1)
