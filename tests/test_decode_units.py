@@ -137,9 +137,10 @@ def test_a_png_of_several_bands_decodes_exactly(mode: str, long_side: int | None
     assert (decoded.width, decoded.height) == (1024, 1100)
 
 
+@pytest.mark.parametrize("height", [1100, 1000])  # three bands of 512 rows, and two
 @pytest.mark.parametrize("fmt", ["BMP", "TIFF"])
-def test_a_whole_image_of_several_bands_is_reduced_exactly(fmt: str) -> None:
-    image = Image.fromarray(_noise(1024, 1100))
+def test_a_whole_image_of_several_bands_is_reduced_exactly(fmt: str, height: int) -> None:
+    image = Image.fromarray(_noise(1024, height))
     decoded = decode_image(_save(image, fmt), **LIMITS, long_side=250)
     np.testing.assert_array_equal(decoded.rgb, np.asarray(image.reduce(4)))
     full = decode_image(_save(image, fmt), **LIMITS)
@@ -339,8 +340,10 @@ def _budget_cases() -> list[tuple[str, bytes, int]]:
 def test_the_decode_budget_refuses_exactly_above_the_estimate(case: int) -> None:
     name, data, needed = _budget_cases()[case]
     assert decode_image(data, **LIMITS, max_decode_bytes=needed).rgb.shape == (30, 40, 3), name
-    with pytest.raises(ImageTooLargeError, match="needs about"):
+    with pytest.raises(ImageTooLargeError, match="needs about") as refused:
         decode_image(data, **LIMITS, max_decode_bytes=needed - 1)
+    figures = f"needs about {needed / 1e6:.0f} MB; the limit per image is {(needed - 1) / 1e6:.0f} MB"
+    assert figures in str(refused.value)
 
 
 def test_a_progressive_jpeg_is_refused_when_its_coefficients_are_over_the_budget() -> None:
@@ -367,3 +370,16 @@ def test_an_orientation_that_is_not_a_number_is_ignored() -> None:
     exif = b"Exif\x00\x00MM\x00*" + struct.pack(">IH", 8, 1) + entry + bytes(4)
     decoded = decode_image(_save(Image.fromarray(_upright()), "JPEG", exif=exif, quality=95), **LIMITS)
     assert (decoded.width, decoded.height) == (48, 32) and decoded.rgb.shape == (32, 48, 3)
+
+
+def test_png_image_data_that_ends_early_is_truncated() -> None:
+    import zlib
+
+    from emotion import formats
+
+    base = _save(Image.fromarray(_noise(64, 64)), "PNG")
+    half = zlib.compress(b"".join(b"\x00" + bytes(64 * 3) for _ in range(32)))  # a whole stream of 32 rows
+    data = base[:33] + formats.png_chunk(b"IDAT", half) + formats.png_chunk(b"IEND", b"")
+    with pytest.raises(CorruptImageError) as refused:
+        decode_image(data, **LIMITS)
+    assert str(refused.value) == "the PNG's image data ends early (truncated)"
