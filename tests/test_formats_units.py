@@ -1,5 +1,7 @@
 """The structural checks of ``emotion.formats``, pinned at their limits: each cap holds exactly at its value
-and refuses one more, and what the checks learn (size, coding, strip bytes) is exact."""
+and refuses one more, and what the checks learn (size, coding, strip bytes) is exact. The limits are the
+documented ones (README, errors table), written here as numbers: a test reading the constant it checks
+would follow a changed constant."""
 
 from __future__ import annotations
 
@@ -13,6 +15,10 @@ from PIL import Image
 
 from emotion import formats
 from emotion.errors import CorruptImageError, InvalidImageError
+
+MAX_JPEG_SCANS, MAX_JPEG_SEGMENTS, MAX_FILL_BYTES = 100, 1000, 1024
+MAX_PNG_CHUNKS, MAX_EXIF_BYTES = 20_000, 65_536
+MAX_TIFF_VALUES, MAX_TIFF_TAGS, MAX_WEBP_CHUNKS = 65_536, 1000, 1000
 
 
 def _save(image: Image.Image, fmt: str, **options) -> bytes:
@@ -96,26 +102,26 @@ def test_a_progressive_or_multi_scan_jpeg_needs_the_whole_image_buffer() -> None
 def test_the_scan_limit_is_exact() -> None:
     soi, head, scan = _split(_jpeg())
     body = scan[:-2]  # the scan without EOI
-    formats.check_jpeg(soi + head + body * formats.MAX_JPEG_SCANS + b"\xff\xd9")
-    with pytest.raises(CorruptImageError, match=f"more than {formats.MAX_JPEG_SCANS} scans"):
-        formats.check_jpeg(soi + head + body * (formats.MAX_JPEG_SCANS + 1) + b"\xff\xd9")
+    formats.check_jpeg(soi + head + body * MAX_JPEG_SCANS + b"\xff\xd9")
+    with pytest.raises(CorruptImageError, match=f"more than {MAX_JPEG_SCANS} scans"):
+        formats.check_jpeg(soi + head + body * (MAX_JPEG_SCANS + 1) + b"\xff\xd9")
 
 
 def test_the_segment_limit_is_exact() -> None:
     data = _jpeg()
     soi, head, scan = _split(data)
-    room = formats.MAX_JPEG_SEGMENTS + formats.MAX_JPEG_SCANS - _segments_before_scan(data) - 1  # the SOS
+    room = MAX_JPEG_SEGMENTS + MAX_JPEG_SCANS - _segments_before_scan(data) - 1  # the SOS
     comment = b"\xff\xfe\x00\x02"
     formats.check_jpeg(soi + comment * room + head + scan)
-    with pytest.raises(CorruptImageError, match=f"more than {formats.MAX_JPEG_SEGMENTS} segments"):
+    with pytest.raises(CorruptImageError, match=f"more than {MAX_JPEG_SEGMENTS} segments"):
         formats.check_jpeg(soi + comment * (room + 1) + head + scan)
 
 
 def test_the_fill_byte_limit_is_exact() -> None:
     soi, head, scan = _split(_jpeg())
-    formats.check_jpeg(soi + b"\xff" * formats.MAX_FILL_BYTES + head + scan)
-    with pytest.raises(CorruptImageError, match=f"has {formats.MAX_FILL_BYTES + 1} fill bytes in a row"):
-        formats.check_jpeg(soi + b"\xff" * (formats.MAX_FILL_BYTES + 1) + head + scan)
+    formats.check_jpeg(soi + b"\xff" * MAX_FILL_BYTES + head + scan)
+    with pytest.raises(CorruptImageError, match=f"has {MAX_FILL_BYTES + 1} fill bytes in a row"):
+        formats.check_jpeg(soi + b"\xff" * (MAX_FILL_BYTES + 1) + head + scan)
 
 
 def test_stray_bytes_restart_markers_and_stuffing_are_skipped() -> None:
@@ -210,9 +216,9 @@ def test_the_chunk_limit_is_exact() -> None:
     data = _png()
     # IHDR, IDAT and IEND are chunks too
     filler = _chunk(b"tEXt", b"")
-    room = formats.MAX_PNG_CHUNKS - 3
+    room = MAX_PNG_CHUNKS - 3
     formats.read_png(data[:33] + filler * room + _after_ihdr(data))
-    with pytest.raises(CorruptImageError, match=f"more than {formats.MAX_PNG_CHUNKS} chunks"):
+    with pytest.raises(CorruptImageError, match=f"more than {MAX_PNG_CHUNKS} chunks"):
         formats.read_png(data[:33] + filler * (room + 1) + _after_ihdr(data))
 
 
@@ -240,10 +246,10 @@ def test_an_ancillary_chunk_with_a_bad_crc_is_skipped() -> None:
 
 def test_only_the_first_exif_chunk_of_a_sane_size_is_kept() -> None:
     data = _png()
-    big = _chunk(b"eXIf", b"x" * (formats.MAX_EXIF_BYTES + 1))
-    exact = _chunk(b"eXIf", b"y" * formats.MAX_EXIF_BYTES)
+    big = _chunk(b"eXIf", b"x" * (MAX_EXIF_BYTES + 1))
+    exact = _chunk(b"eXIf", b"y" * MAX_EXIF_BYTES)
     assert formats.read_png(data[:33] + big + _after_ihdr(data)).exif == b""
-    assert formats.read_png(data[:33] + exact + _after_ihdr(data)).exif == b"y" * formats.MAX_EXIF_BYTES
+    assert formats.read_png(data[:33] + exact + _after_ihdr(data)).exif == b"y" * MAX_EXIF_BYTES
     two = _chunk(b"eXIf", b"first") + _chunk(b"eXIf", b"second")
     assert formats.read_png(data[:33] + two + _after_ihdr(data)).exif == b"first"
 
@@ -330,14 +336,14 @@ def test_a_pillow_tiff_is_read() -> None:
 
 def test_tiff_value_and_tag_limits_are_exact() -> None:
     size = [(256, 4, 1, 10), (257, 4, 1, 10)]
-    formats.check_tiff(_tiff([*size, (273, 4, formats.MAX_TIFF_VALUES, 0)]))
-    with pytest.raises(CorruptImageError, match=f"tag 273 holds {formats.MAX_TIFF_VALUES + 1} values"):
-        formats.check_tiff(_tiff([*size, (273, 4, formats.MAX_TIFF_VALUES + 1, 0)]))
+    formats.check_tiff(_tiff([*size, (273, 4, MAX_TIFF_VALUES, 0)]))
+    with pytest.raises(CorruptImageError, match=f"tag 273 holds {MAX_TIFF_VALUES + 1} values"):
+        formats.check_tiff(_tiff([*size, (273, 4, MAX_TIFF_VALUES + 1, 0)]))
     for kind in (1, 2, 6, 7):  # bytes: one object, not a tuple of values
         formats.check_tiff(_tiff([*size, (700, kind, 10_000_000, 0)]))
-    many = [(1000 + i, 3, 1, 0) for i in range(formats.MAX_TIFF_TAGS)]
+    many = [(1000 + i, 3, 1, 0) for i in range(MAX_TIFF_TAGS)]
     formats.check_tiff(_tiff(many))
-    with pytest.raises(CorruptImageError, match=f"has {formats.MAX_TIFF_TAGS + 1} tags"):
+    with pytest.raises(CorruptImageError, match=f"has {MAX_TIFF_TAGS + 1} tags"):
         formats.check_tiff(_tiff([*many, (3000, 3, 1, 0)]))
 
 
@@ -373,10 +379,25 @@ def test_the_webp_exif_size_is_noted_past_odd_chunks() -> None:
 
 
 def test_the_webp_chunk_limit_is_exact() -> None:
-    formats.check_webp(_riff([(b"JUNK", b"")] * formats.MAX_WEBP_CHUNKS))
-    with pytest.raises(CorruptImageError, match=f"more than {formats.MAX_WEBP_CHUNKS} chunks"):
-        formats.check_webp(_riff([(b"JUNK", b"")] * (formats.MAX_WEBP_CHUNKS + 1)))
+    formats.check_webp(_riff([(b"JUNK", b"")] * MAX_WEBP_CHUNKS))
+    with pytest.raises(CorruptImageError, match=f"more than {MAX_WEBP_CHUNKS} chunks"):
+        formats.check_webp(_riff([(b"JUNK", b"")] * (MAX_WEBP_CHUNKS + 1)))
 
 
 def test_png_chunk_crc() -> None:
     assert formats.png_chunk(b"IEND", b"") == b"\x00\x00\x00\x00IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+
+
+@pytest.mark.parametrize("marker", [0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF])
+def test_every_frame_marker_is_read_and_the_progressive_ones_need_the_whole_image(marker: int) -> None:
+    frame = bytes((0xFF, marker)) + b"\x00\x0b\x08\x00\x31\x00\x41\x01\x01\x11\x00"
+    info = formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9")
+    assert (info.width, info.height) == (65, 49)
+    assert info.whole_image_buffer is (marker in (0xC2, 0xC6, 0xCA, 0xCE))
+
+
+@pytest.mark.parametrize("marker", [0xC4, 0xC8, 0xCC])  # DHT, JPG and DAC share the range but are no frames
+def test_other_markers_in_the_frame_range_are_not_frames(marker: int) -> None:
+    segment = bytes((0xFF, marker)) + b"\x00\x0b\x08\x00\x31\x00\x41\x01\x01\x11\x00"
+    with pytest.raises(CorruptImageError, match="no frame header"):
+        formats.check_jpeg(b"\xff\xd8" + segment + b"\xff\xd9")

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import requests
 
 from emotion.config import Settings
-from emotion.http_api import MULTIPART_OVERHEAD
 
 LIMIT = Settings().max_image_bytes  # the session server runs at the defaults
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _chunks(data: bytes, size: int = 1 << 20) -> Iterator[bytes]:

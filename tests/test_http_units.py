@@ -25,9 +25,12 @@ from emotion.errors import (
     InvalidImageError,
     ModelError,
 )
-from emotion.http_api import MAX_JSON_VALUES, MULTIPART_OVERHEAD, BadRequestError, UnsupportedMediaTypeError, handle
+from emotion.http_api import BadRequestError, UnsupportedMediaTypeError, handle
 
 LIMIT = 50_000
+#: Documented limits, as numbers (a test reading the constant it checks would follow a changed constant).
+MAX_JSON_VALUES = 1000
+MULTIPART_OVERHEAD = 64 * 1024  # what a multipart body may hold besides the image
 
 
 class _Raising(Analyzer):
