@@ -128,6 +128,9 @@ def test_stray_bytes_restart_markers_and_stuffing_are_skipped() -> None:
     soi, head, scan = _split(_jpeg())
     info = formats.check_jpeg(soi + b"junk\x00" + b"\xff\xd0\xff\x01" + head + scan)
     assert (info.width, info.height) == (65, 49)
+    for marker in (0xD0, 0xD7, 0x01):  # RSTn and TEM: markers without a length
+        info = formats.check_jpeg(soi + bytes((0xFF, marker)) + head + scan)
+        assert (info.width, info.height) == (65, 49)
     # after the scan: stuffed FF 00 and restart markers are entropy data, then a second frame is ignored
     tail = scan[:-2] + b"\xff\x00\xff\xd3" + b"\xff\xc0\x00\x0b\x08\x00\x10\x00\x10\x01\x01\x11\x00" + b"\xff\xd9"
     assert formats.check_jpeg(soi + head + tail).width == 65
@@ -401,3 +404,15 @@ def test_other_markers_in_the_frame_range_are_not_frames(marker: int) -> None:
     segment = bytes((0xFF, marker)) + b"\x00\x0b\x08\x00\x31\x00\x41\x01\x01\x11\x00"
     with pytest.raises(CorruptImageError, match="no frame header"):
         formats.check_jpeg(b"\xff\xd8" + segment + b"\xff\xd9")
+
+
+def test_a_segment_whose_length_ends_the_file_is_still_read() -> None:
+    with pytest.raises(CorruptImageError, match="frame header is truncated"):
+        formats.check_jpeg(b"\xff\xd8\xff\xc0\x00\x11")
+    with pytest.raises(CorruptImageError, match="no frame header"):
+        formats.check_jpeg(b"\xff\xd8\xff\xc0\x00")
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("L", 1), ("LA", 2), ("RGB", 3), ("RGBA", 4), ("P", 1)])
+def test_png_channels_per_colour_type(mode: str, channels: int) -> None:
+    assert formats.read_png(_png(Image.new(mode, (20, 20)))).channels == channels
