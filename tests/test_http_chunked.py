@@ -55,3 +55,14 @@ def test_chunked_json_and_multipart_over_their_caps_are_refused(http_server: str
     response = _post(http_server, prepared.body, prepared.headers["Content-Type"])
     assert response.status_code == 413, response.text[:300]
     validate_error(response.json(), "image_too_large")
+
+
+def test_a_chunked_json_body_of_exactly_its_cap_is_read_to_its_last_byte(http_server: str, validate_error) -> None:
+    """The closing brace is the body's last byte: a body cut by even one byte is not JSON (400)."""
+    cap = LIMIT * 4 // 3 + 4 + MULTIPART_OVERHEAD
+    head = json.dumps({"image_base64": base64.b64encode(b"x" * 100).decode()})[:-1].encode()
+    body = head + b" " * (cap - len(head) - 1) + b"}"
+    assert len(body) == cap
+    response = _post(http_server, body, "application/json")
+    assert response.status_code == 415, response.text[:300]  # read whole: the bytes are not an image
+    validate_error(response.json(), "unsupported_image")
