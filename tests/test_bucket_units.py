@@ -259,3 +259,33 @@ def test_one_failure_is_retried_and_then_forgotten(client) -> None:
         handle_event(_event(blob), Recorder(error=RuntimeError("once")), client)
     assert handle_event(_event(blob), Recorder(), client) == "result stored"
     assert _marker(client, blob) is None
+
+
+def test_a_newer_claim_for_a_deleted_source_is_believed(client) -> None:
+    """The source is gone, so nobody can tell the claim is planted: the stored result stays."""
+    blob = _upload(client, "claimed.png", b"claimed", bucket=RESULTS)
+    event = _event(blob)
+    settings = Settings(results_bucket=RESULTS)
+    planted = client.bucket(RESULTS).blob(be.result_name(event, settings))
+    planted.metadata = {"source-generation": str(blob.generation + 10**6)}
+    planted.upload_from_string(b'{"planted": true}', content_type="application/json")
+    blob.delete()
+    analyzer = Recorder(settings)
+    assert handle_event(event, analyzer, client) == "skipped: a newer generation's result is stored"
+    assert analyzer.seen == []
+
+
+def test_messages_and_log_fields_quote_at_most_a_bounded_part_of_the_input(gcs_log) -> None:
+    good = {"bucket": "b" * 3, "name": "n", "generation": "1", "timeCreated": "2026-01-01T00:00:00Z"}
+    with pytest.raises(be.MalformedEventError) as bad_bucket:
+        ObjectEvent.parse(good | {"bucket": "B" * 300}, None)
+    assert str(bad_bucket.value) == f"not a bucket name: {'B' * 80!r}"
+    with pytest.raises(be.MalformedEventError) as bad_name:
+        ObjectEvent.parse(good | {"name": "\n" * 300}, None)
+    assert str(bad_name.value) == f"not an object name: {chr(10) * 80!r}"
+    with pytest.raises(be.MalformedEventError) as bad_generation:
+        ObjectEvent.parse(good | {"generation": "x" * 300}, None)
+    assert str(bad_generation.value) == f"generation is not an integer >= 1: {'x' * 40!r}"
+    outcome = be.handle_delivery("t" * 300, None, "id-1", good, None, lambda: None)
+    assert outcome == "skipped: not a finalized event"
+    assert (gcs_log[-1].type, gcs_log[-1].event_id) == ("t" * 200, "id-1")
