@@ -416,3 +416,12 @@ def test_a_segment_whose_length_ends_the_file_is_still_read() -> None:
 @pytest.mark.parametrize(("mode", "channels"), [("L", 1), ("LA", 2), ("RGB", 3), ("RGBA", 4), ("P", 1)])
 def test_png_channels_per_colour_type(mode: str, channels: int) -> None:
     assert formats.read_png(_png(Image.new(mode, (20, 20)))).channels == channels
+
+
+def test_each_components_own_sampling_is_read() -> None:
+    """Cb sampled twice as wide as Y and Cr (unusual, but legal): each component's factors come from its own bytes."""
+    components = b"\x01\x11\x00" + b"\x02\x21\x01" + b"\x03\x12\x01"
+    frame = b"\xff\xc0\x00\x11\x08\x00\x31\x00\x41\x03" + components
+    info = formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9")
+    # h_max 2, v_max 2: Y 5 x 4 blocks (ceil(65 / 16), ceil(49 / 16)), Cb 9 x 4, Cr 5 x 7
+    assert info.coefficient_bytes == (5 * 4 + 9 * 4 + 5 * 7) * 128
