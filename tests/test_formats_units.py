@@ -425,3 +425,10 @@ def test_each_components_own_sampling_is_read() -> None:
     info = formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9")
     # h_max 2, v_max 2: Y 5 x 4 blocks (ceil(65 / 16), ceil(49 / 16)), Cb 9 x 4, Cr 5 x 7
     assert info.coefficient_bytes == (5 * 4 + 9 * 4 + 5 * 7) * 128
+
+
+@pytest.mark.parametrize(("sampling", "blocks"), [(0x11, 3 * 38 * 25), (0x22, 38 * 25 + 2 * 19 * 13)])
+def test_blocks_are_counted_in_8_pixel_steps_both_ways(sampling: int, blocks: int) -> None:
+    components = bytes((1, sampling, 0)) + b"\x02\x11\x01" + b"\x03\x11\x01"
+    frame = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 200, 300) + b"\x03" + components  # 300 x 200
+    assert formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9").coefficient_bytes == blocks * 128
