@@ -53,3 +53,44 @@ def test_a_small_growth_is_not_trimmed() -> None:
         kept = _fragment(8 << 20)  # half the documented 16 MB of slack
     assert memory._trimmed_at == mark
     del kept
+
+
+_FREED_BLOCKS = """
+import ctypes, os, sys
+import emotion.memory
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def touched(size):
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    return block
+
+
+libc.free(touched(8 << 20))  # unset, glibc would now raise its mmap threshold to 8 MB and its trim one to 16
+base = rss()
+blocks = []
+for _ in range(6):
+    blocks.append(touched(1536 << 10))
+    libc.malloc(1000)  # a small block after each large one, so the heap cannot simply shrink from the top
+for block in blocks:
+    libc.free(block)
+print(rss() - base)
+"""
+
+
+def test_blocks_of_a_megabyte_and_more_go_back_to_the_system_when_freed() -> None:
+    """In a fresh process: glibc's dynamic thresholds would keep 9 MB of freed 1.5 MB blocks in its heap."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    kept = subprocess.run([sys.executable, "-c", _FREED_BLOCKS], cwd=root, capture_output=True, text=True, check=True)
+    assert int(kept.stdout) < 2 << 20, kept.stdout
