@@ -142,16 +142,16 @@ def read_image(request: flask.Request, max_bytes: int) -> bytes:
     if request.content_length == 0:
         raise BadRequestError(NO_IMAGE_DATA)
     if mimetype == "multipart/form-data":
-        request.max_content_length = max_bytes + MULTIPART_OVERHEAD
+        _cap_body(request, max_bytes + MULTIPART_OVERHEAD, max_bytes)
         upload = request.files.get("image")
         if upload is None:
             raise BadRequestError("the multipart form has no file field 'image'")
         data = upload.read(max_bytes + 1)
     elif mimetype.startswith("image/"):
-        request.max_content_length = max_bytes
+        _cap_body(request, max_bytes, max_bytes)
         data = request.get_data(cache=False)
     elif mimetype == "application/json":
-        request.max_content_length = max_bytes * 4 // 3 + 4 + MULTIPART_OVERHEAD
+        _cap_body(request, max_bytes * 4 // 3 + 4 + MULTIPART_OVERHEAD, max_bytes)
         data = _from_json(request)
     else:
         if request.content_length is None and not request.stream.read(1):  # no length: chunked, or no body
@@ -165,6 +165,20 @@ def read_image(request: flask.Request, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise ImageTooLargeError(f"the image is over the limit ({max_bytes} bytes)")
     return cast(bytes, data)  # (the multipart upload's read() is untyped; no copy of the image)
+
+
+def _cap_body(request: flask.Request, cap: int, max_bytes: int) -> None:
+    """Hold the body to ``cap`` bytes. Werkzeug refuses a longer declared Content-Length unread; a chunked
+    body declares none, and Werkzeug's capped stream then just ends at the cap, cutting the body short (a
+    cut image would be analyzed as a corrupt one): such a body is read here to one byte past the cap."""
+    if request.content_length is not None:
+        request.max_content_length = cap
+        return
+    request.max_content_length = cap + 1
+    body = request.stream.read()
+    if len(body) > cap:
+        raise ImageTooLargeError(f"the request body is over the limit ({max_bytes} bytes)")
+    request.stream = io.BytesIO(body)
 
 
 def _from_json(request: flask.Request) -> bytes:

@@ -130,7 +130,11 @@ def _mutants(work_db, source: str, kept: list[str]) -> tuple[list[Mutant], int]:
             in_annotations += 1
             continue
         operator = cosmic_ray.plugins.get_operator(spec.operator_name)(**(spec.operator_args or {}))
-        mutated = mutate_code(source, operator, spec.occurrence)
+        try:
+            mutated = mutate_code(source, operator, spec.occurrence)
+        except AttributeError:  # cosmic-ray's ExceptionReplacer fails on a dotted name (json.JSONDecodeError)
+            print(f"  cosmic-ray cannot make {spec.operator_name} at line {spec.start_pos[0]}: skipped", flush=True)
+            continue
         if mutated is None:
             continue
         row = spec.start_pos[0]
