@@ -11,7 +11,6 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -24,6 +23,7 @@ from emotion import bucket_events as be
 from emotion.bucket_events import ObjectEvent, handle_event
 from emotion.config import Settings
 from emotion.errors import CorruptImageError
+from emotion.result import ImageInfo, ModelRef, Result, Timing
 
 from .cloud_storage import cloud_storage
 
@@ -57,13 +57,14 @@ class Recorder:
         self.settings = settings or Settings()
         self.error, self.during, self.seen = error, during, []
 
-    def analyze(self, data: bytes) -> dict[str, Any]:
+    def analyze(self, data: bytes) -> Result:
+        """A result whose model sha256 is that of the bytes analyzed (so a test can tell which bytes were)."""
         self.seen.append(data)
         if self.during:
             self.during()
         if self.error:
             raise self.error
-        return {"sha": hashlib.sha256(data).hexdigest()}
+        return Result((), ImageInfo(1, 1, "png"), ModelRef("recorder", "1", _sha(data)), Timing(0, 0, 0, 0))
 
 
 def _upload(client: storage.Client, name: str, data: bytes, content_type: str = "image/png",
@@ -107,7 +108,8 @@ def test_a_result_is_stored_with_its_source_and_logged(client, gcs_log) -> None:
     assert handle_event(_event(blob), analyzer, client) == "result stored"
     body, metadata = _stored(client, "results/ok/a.png.json")
     source = {"bucket": VERSIONED, "name": "ok/a.png", "generation": str(blob.generation)}
-    assert body == {"sha": _sha(b"first bytes"), "source": source}
+    expected = Recorder().analyze(b"first bytes").to_json() | {"source": source}
+    assert body == expected
     assert metadata == {"source-generation": str(blob.generation)}
     [line] = gcs_log
     assert (line.getMessage(), line.levelno) == ("result stored", logging.INFO)
@@ -131,7 +133,7 @@ def test_the_events_generation_is_downloaded_not_the_current_one(client) -> None
     assert analyzer.seen == [b"old bytes"]
     assert handle_event(_event(new), analyzer, client) == "result stored"
     body, metadata = _stored(client, "results/pinned.png.json")
-    assert body["sha"] == _sha(b"new bytes") and metadata["source-generation"] == str(new.generation)
+    assert body["model"]["sha256"] == _sha(b"new bytes") and metadata["source-generation"] == str(new.generation)
     # the old event, late: a newer generation's result is there
     assert handle_event(_event(old), analyzer, client) == "skipped: a newer generation's result is stored"
 
@@ -141,7 +143,7 @@ def test_a_separate_results_bucket_gets_a_folder_per_source_bucket(client) -> No
     settings = Settings(results_bucket=RESULTS)
     assert handle_event(_event(blob), Recorder(settings), client) == "result stored"
     body, _ = _stored(client, f"results/{VERSIONED}/sep.png.json", RESULTS)
-    assert body["sha"] == _sha(b"sep")
+    assert body["model"]["sha256"] == _sha(b"sep")
     assert _stored(client, "results/sep.png.json") is None
 
 
@@ -230,7 +232,7 @@ def test_a_stale_or_planted_result_is_replaced(client, gcs_log) -> None:
         planted.metadata = metadata
         planted.upload_from_string(b"{}", content_type="application/json")
         assert handle_event(_event(blob), Recorder(), client) == "result stored"
-        assert _stored(client, "results/stale.png.json")[0]["sha"] == _sha(b"stale")
+        assert _stored(client, "results/stale.png.json")[0]["model"]["sha256"] == _sha(b"stale")
         warnings = [r.getMessage() for r in gcs_log if r.levelno == logging.WARNING]
         assert warnings == ([warning] if warning else [])
 
@@ -247,7 +249,7 @@ def test_an_object_whose_analysis_keeps_failing_gets_an_error_result(client, gcs
     assert handle_event(_event(blob), analyzer, client) == "error result stored: gave up"
     assert analyzer.seen == []
     body, _ = _stored(client, "results/poison.png.json")
-    assert body["error"] == be.gave_up_body(be.MAX_ATTEMPTS)["error"]
+    assert body["error"] == be.gave_up(be.MAX_ATTEMPTS).to_json()["error"]
     [line] = gcs_log
     assert (line.levelno, line.attempts, line.code) == (logging.ERROR, be.MAX_ATTEMPTS, "internal")
     assert _marker(client, blob) is None

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emotion.analyze import Analyzer
 from emotion.config import Settings
 from emotion.errors import (
     CorruptImageError,
@@ -26,6 +25,7 @@ from emotion.errors import (
     ModelError,
 )
 from emotion.http_api import BadRequestError, UnsupportedMediaTypeError, handle
+from emotion.pipeline import Analyzer
 
 LIMIT = 50_000
 #: Documented limits, as numbers (a test reading the constant it checks would follow a changed constant).
@@ -211,7 +211,7 @@ def test_a_form_of_too_many_parts_says_so() -> None:
         (CorruptImageError("x"), 422, "corrupt_image"),
         (ImageTooSmallError("x"), 422, "image_too_small"),
         (ModelError("x"), 500, "model_error"),
-        (EmotionError("x"), 500, "error"),
+        (EmotionError("x"), 500, "internal"),
         (type("Sub", (CorruptImageError,), {"code": "sub"})("x"), 422, "sub"),
     ],
 )
@@ -241,7 +241,7 @@ def test_other_methods_are_405_with_allow(client) -> None:
     for method in ("PUT", "DELETE"):
         response = client.open("/", method=method)
         _error(response, 405, "method_not_allowed", f"{method} is not allowed")
-        assert response.headers["Allow"] == "GET, POST, OPTIONS"
+        assert response.headers["Allow"] == "GET, HEAD, POST, OPTIONS"
         _plain_headers(response)
 
 
@@ -267,7 +267,7 @@ def test_a_named_origin_varies_the_answer_by_origin(png: bytes) -> None:
 
 def test_the_analysis_answer_is_the_analyzers(client, analyzer: Analyzer, png: bytes) -> None:
     body = client.post("/?preview=false", data=png, content_type="image/png").get_json()
-    expected = analyzer.analyze(png, preview=False)
+    expected = analyzer.analyze(png, preview=False).to_json()
     for key in ("timing_ms",):
         body.pop(key, None), expected.pop(key, None)
     assert json.dumps(body, sort_keys=True) == json.dumps(expected, sort_keys=True)

@@ -65,7 +65,7 @@ def test_configure_routes_emotion_logs_to_stdout_once(capsys: pytest.CaptureFixt
 
 def test_error_codes_are_stable() -> None:
     codes = {
-        errors.EmotionError: "error",
+        errors.EmotionError: "internal",
         errors.InvalidImageError: "unsupported_image",
         errors.CorruptImageError: "corrupt_image",
         errors.ImageTooSmallError: "image_too_small",
