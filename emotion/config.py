@@ -92,8 +92,8 @@ class Settings:
     def analysis_memory_bytes(self) -> int:
         """What one analysis may hold (its file, the decoder, the pipeline): the instance's memory, less the
         worker's base and the runtime, shared by ``max_parallel_analyses``."""
-        spare_mb = self.instance_memory_mib * 1.048576 - WORKER_BASE_MB - RUNTIME_HEADROOM_MB
-        return int(spare_mb * 1e6) // self.max_parallel_analyses
+        spare = self.instance_memory_mib * 1024 * 1024 - (WORKER_BASE_MB + RUNTIME_HEADROOM_MB) * 1_000_000
+        return spare // self.max_parallel_analyses  # whole bytes, in integers: no rounding error
 
     def check_memory(self) -> None:
         """Refuse limits the instance's memory cannot hold. An analysis holds its file, the pipeline and at

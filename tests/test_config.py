@@ -133,3 +133,59 @@ def test_text_settings_are_tidied_only_where_it_is_safe() -> None:
 def test_settings_cannot_change_once_read() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().detect_min_face = 1  # type: ignore[misc]
+
+
+# === The memory each analysis gets, and the start-up check of the limits against it ===================
+# Documented figures (README, Configuration): (MiB x 1.048576 - 110 MB worker - 28 MB runtime) / analyses; a
+# file of F MB needs max(F + 10 MB pipeline + 24 MB decoder, 2 x 4/3 x F) of it.
+
+
+@pytest.mark.parametrize(
+    ("mib", "parallel", "expected"),
+    [(256, 2, 65_217_728), (256, 3, 43_478_485), (512, 1, 398_870_912), (184, 1, 54_937_984)],
+)
+def test_each_analysis_gets_its_share_of_the_spare_memory(mib: int, parallel: int, expected: int) -> None:
+    # 256 MiB = 268,435,456 bytes; less 138 MB leaves 130,435,456, whole bytes shared by the analyses.
+    settings = Settings(instance_memory_mib=mib, max_parallel_analyses=parallel)
+    assert settings.analysis_memory_bytes == expected and isinstance(settings.analysis_memory_bytes, int)
+
+
+def test_a_file_needs_34_mb_besides_itself_to_the_byte() -> None:
+    """227 MiB for two analyses gives each 50,013,376 bytes: a file 34 MB smaller fits, 10 bytes more do not."""
+    assert Settings(instance_memory_mib=227, max_parallel_analyses=2).analysis_memory_bytes == 50_013_376
+    fits = 50_013_376 - 34_000_000 - 5
+    Settings(instance_memory_mib=227, max_parallel_analyses=2, max_image_bytes=fits).check_memory()
+    with pytest.raises(ValueError):
+        Settings(instance_memory_mib=227, max_parallel_analyses=2, max_image_bytes=fits + 15).check_memory()
+
+
+@pytest.mark.parametrize(("mib", "fits"), [(183, False), (184, True)])
+def test_20_mb_files_need_54_mb_per_analysis(mib: int, fits: bool) -> None:
+    settings = Settings(instance_memory_mib=mib, max_parallel_analyses=1, max_image_bytes=20_000_000)
+    if fits:
+        settings.check_memory()
+    else:
+        with pytest.raises(ValueError):
+            settings.check_memory()
+
+
+@pytest.mark.parametrize(("mib", "fits"), [(207, False), (208, True)])
+def test_large_files_need_8_thirds_of_themselves_for_a_json_body(mib: int, fits: bool) -> None:
+    """30 MB files: 2 x 4/3 x 30 = 80 MB beats 30 + 34; 208 MiB leaves 80.1 MB, 207 MiB 79.06."""
+    settings = Settings(instance_memory_mib=mib, max_parallel_analyses=1, max_image_bytes=30_000_000)
+    if fits:
+        settings.check_memory()
+    else:
+        with pytest.raises(ValueError):
+            settings.check_memory()
+
+
+def test_the_refusal_says_what_each_analysis_would_get_and_need() -> None:
+    with pytest.raises(ValueError) as caught:
+        Settings(instance_memory_mib=256, max_parallel_analyses=3).check_memory()
+    assert str(caught.value) == (
+        "INSTANCE_MEMORY_MIB=256 cannot hold MAX_PARALLEL_ANALYSES=3 analyses of files up to "
+        "MAX_IMAGE_BYTES=20000000: each would get 43 MB (the instance's memory less 110 MB for the worker and "
+        "28 MB for the runtime, shared) and needs 54 MB; lower MAX_PARALLEL_ANALYSES or MAX_IMAGE_BYTES, or give "
+        "it more memory"
+    )
