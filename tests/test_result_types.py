@@ -136,3 +136,16 @@ def test_a_typed_error_becomes_its_code_and_message() -> None:
 def test_results_cannot_change_once_built() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         built(None).faces = ()  # type: ignore[misc]
+
+
+def test_every_result_type_is_frozen() -> None:
+    """A result is built once and shared (threads, the storage write, the summary): none can be changed."""
+    import dataclasses
+
+    from emotion import result as module
+
+    types = {name: obj for name, obj in vars(module).items() if isinstance(obj, type) and dataclasses.is_dataclass(obj)}
+    assert {"Face", "ImageInfo", "ModelRef", "Preview", "Timing", "Result", "Failure"} <= set(types)
+    for name, cls in types.items():
+        if cls.__module__ == module.__name__:
+            assert cls.__dataclass_params__.frozen, f"{name} is not frozen"  # type: ignore[attr-defined]
