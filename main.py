@@ -20,7 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import cv2
 
-from emotion import logs
+from emotion import logs, memory
 from emotion.http_api import handle
 from emotion.pipeline import default_analyzer
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # An instance serves concurrent requests on threads of one process on about one vCPU: OpenCV's own
 # worker threads would only oversubscribe it. Set here, by the entry point, not on import of the library.
 cv2.setNumThreads(1)
+memory.configure()
 ANALYZER = default_analyzer()
 logs.configure(ANALYZER.settings.log_level)
 _client_lock = threading.Lock()

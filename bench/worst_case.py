@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from bench.common import rss_mb, write
-from bench.servers import ROOT, free_port, wait_until_up
+from bench.servers import ROOT, free_port, stop, wait_until_up
 from bench.throughput import worker_pid
 from bench.worst_cases import CASES, Case, png_rgb, webp_lossless_rgba
 
@@ -66,12 +66,7 @@ def server(root: Path, tier: tuple[float, int] | None):
             wait_until_up(f"http://127.0.0.1:{port}", process)
             yield process, f"http://127.0.0.1:{port}", group
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def cpu_seconds(pid: int) -> float:

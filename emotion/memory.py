@@ -1,7 +1,8 @@
 """Give memory back to the system after an analysis (glibc's allocator keeps freed memory otherwise).
 
-Three settings, made once when this module is imported (where the C library is glibc; elsewhere they
-are skipped): blocks of 8 MB and more are mapped on their own and unmapped when freed (glibc would
+Three settings, made once by the entry point with ``configure()`` (importing the library changes
+nothing; where the C library is not glibc they are skipped): blocks of 8 MB and more are mapped on their
+own and unmapped when freed (glibc would
 otherwise raise that threshold to the largest block freed, up to 32 MB, and keep such blocks in its
 heaps; a lower threshold made normal photos a few percent slower, each large buffer a fresh mapping);
 the number of heaps (arenas) is held to two per core instead of eight; and after an analysis that left
@@ -37,10 +38,14 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 _LIBC = _glibc()
-if _LIBC is not None:
-    _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    _LIBC.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    _LIBC.mallopt(_M_ARENA_MAX, 2 * (os.cpu_count() or 1))
+
+
+def configure() -> None:
+    """Set the allocator for a long-running server (process-wide: the entry point calls it once)."""
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        _LIBC.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        _LIBC.mallopt(_M_ARENA_MAX, 2 * (os.cpu_count() or 1))
 
 
 def resident_bytes() -> int:

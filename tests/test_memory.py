@@ -12,6 +12,12 @@ from emotion import memory
 pytestmark = pytest.mark.skipif(memory._LIBC is None, reason="the allocator settings need glibc")
 
 
+@pytest.fixture(autouse=True)
+def _configured() -> None:
+    """As the entry point sets the allocator up."""
+    memory.configure()
+
+
 def _status_rss() -> int:
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmRSS:"))
@@ -58,6 +64,7 @@ def test_a_small_growth_is_not_trimmed() -> None:
 _FREED_BLOCKS = """
 import ctypes, os, sys
 import emotion.memory
+emotion.memory.configure()
 
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]

@@ -26,6 +26,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
 from apache_beam.utils.shared import Shared
 
+from emotion import memory
 from emotion.batch.cli import parse_args
 from emotion.batch.photos import Location, Photo, list_files
 from emotion.batch.results import ANALYZED, FAILED, GONE, SKIPPED, bigquery_schema, open_results, process
@@ -99,6 +100,7 @@ class _Worker:
     def __init__(self) -> None:
         # One worker process per core, several DoFn threads each: OpenCV's own threads would oversubscribe.
         cv2.setNumThreads(1)
+        memory.configure()
         self.analyzer = Analyzer(Settings.from_env())
         self.progress = _Progress()
 
