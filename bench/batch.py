@@ -7,8 +7,10 @@ time per photo (from which README.md estimates a Dataflow run).
 Both commands run with the Beam interpreter (.venv-batch, `make batch`; --python to change it), so they use
 the same library builds; this script itself needs scikit-image, which .venv has. The photos are built in a
 temporary folder from images scikit-image ships (the three kinds of bench/images.py and a 12 MP phone-size
-photo, mirrored and re-encoded so that no two files are the same) and deleted afterwards. Figures go to
-bench/out/batch.json.
+photo, mirrored and re-encoded so that no two files are the same) and deleted afterwards. Besides the wall
+clock, each run is split into its phases by the moments photos were done (the CLI's printed lines, the
+batch's result files): the fixed cost before the first photo and after the last, and the steady rate
+between. Figures go to bench/out/batch.json (batch-N.json for other photo counts).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,12 +29,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench.common import write
+from bench.common import cpu_model, write
 from bench.images import PHOTOS
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.1
+DEFAULT_PHOTOS = 500
 
 
 def phone_photo_12mp() -> np.ndarray:
@@ -93,20 +96,40 @@ def _sample(pid: int) -> dict[str, Any] | None:
     return {"peak_mb": round(hwm / 1024, 1), "cpu_s": (int(stat[11]) + int(stat[12])) / TICKS, "cmd": cmdline}
 
 
-def run(argv: list[str]) -> dict[str, Any]:
-    """Run a command to its end, sampling every process of its tree; wall time, CPU, per-process peaks."""
+def _phases(started: float, ended: float, done: list[float]) -> dict[str, float]:
+    """Where the wall time went, from the moments photos were done (seconds since the epoch): before the
+    first photo (imports, model load, job start), the steady rate from the first to the last photo, and
+    after the last one (job teardown)."""
+    first, last = min(done), max(done)
+    return {
+        "to_first_photo_s": round(first - started, 2),
+        "steady_photos_per_s": round((len(done) - 1) / (last - first), 2),
+        "after_last_photo_s": round(ended - last, 2),
+    }
+
+
+def run(argv: list[str], results: Path | None = None) -> dict[str, Any]:
+    """Run a command to its end, sampling every process of its tree; wall time, CPU, per-process peaks, and
+    its phases: from the moment each result line is printed (the CLI) or each result file in ``results``
+    was written (the batch)."""
     before = os.times()
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started, clock = time.time(), time.perf_counter()
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    printed: list[float] = []
+    reader = threading.Thread(target=lambda: printed.extend(time.time() for _ in process.stdout or ()))
+    reader.start()
     seen: dict[int, dict[str, Any]] = {}
     while process.poll() is None:
         for pid in [process.pid, *_descendants(process.pid)]:
             if (sample := _sample(pid)) is not None:
                 seen[pid] = sample
         time.sleep(POLL_S)
-    wall = time.perf_counter() - started
+    wall = time.perf_counter() - clock
+    ended = started + wall
+    reader.join()
     after = os.times()
     assert process.returncode == 0, f"{argv[:4]} exited with {process.returncode}"
+    done = printed if results is None else [path.stat().st_mtime for path in results.rglob("*.jpg.json")]
     workers = [s for s in seen.values() if "sdk_worker_main" in s["cmd"] and not s["cmd"].startswith("/bin/sh")]
     return {
         "wall_s": wall,
@@ -115,12 +138,13 @@ def run(argv: list[str]) -> dict[str, Any]:
         "main_peak_mb": seen[process.pid]["peak_mb"],
         "worker_peaks_mb": sorted(s["peak_mb"] for s in workers),
         "worker_cpu_s": sorted(round(s["cpu_s"], 2) for s in workers),
+        **_phases(started, ended, done),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=500)
+    parser.add_argument("--photos", type=int, default=DEFAULT_PHOTOS, help="other counts write batch-N.json")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--python", default=str(ROOT / ".venv-batch" / "bin" / "python"), help="Beam interpreter")
@@ -136,7 +160,7 @@ def main() -> None:
             out = Path(tmp) / f"out{repeat}"
             batch = [python, "-m", "emotion.batch", "--input", str(Path(tmp) / "photos"), "--output", str(out)]
             runs["batch"].append(
-                run([*batch, "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"])
+                run([*batch, "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"], out)
             )
             results = sum(1 for _ in out.rglob("*.jpg.json"))
             assert results == args.photos, f"the batch wrote {results} results for {args.photos} photos"
@@ -158,9 +182,9 @@ def main() -> None:
     batch_rate = args.photos / median("batch", "wall_s")
     worker_cpu = statistics.median(sum(r["worker_cpu_s"]) for r in runs["batch"])
     write(
-        "batch",
+        "batch" if args.photos == DEFAULT_PHOTOS else f"batch-{args.photos}",
         {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "load_average_1m_at_each_repeat": [round(x, 2) for x in loads],
             "photos": args.photos,
@@ -170,6 +194,11 @@ def main() -> None:
             "batch_photos_per_s": round(batch_rate, 2),
             "speedup": round(batch_rate / cli_rate, 2),
             "speedup_from_cpu_times": round(projected, 2),
+            # Between the first and the last photo: the speedup once both are running, without the fixed
+            # costs before the first photo and after the last one (listed per kind below).
+            "speedup_steady": round(median("batch", "steady_photos_per_s") / median("cli", "steady_photos_per_s"), 2),
+            "to_first_photo_s": {kind: median(kind, "to_first_photo_s") for kind in runs},
+            "after_last_photo_s": {kind: median(kind, "after_last_photo_s") for kind in runs},
             "cli_wall_s": [round(r["wall_s"], 2) for r in runs["cli"]],
             "batch_wall_s": [round(r["wall_s"], 2) for r in runs["batch"]],
             "cli_cpu_ms_per_photo": round(1000 * median("cli", "cpu_s") / args.photos, 2),

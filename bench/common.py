@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ def pss_mb(pid: int) -> float:
         if line.startswith("Pss:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise RuntimeError(f"no Pss for {pid}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name: every figure names the machine it was measured on."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 def write(name: str, data: dict[str, Any]) -> Path:

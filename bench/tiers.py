@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 import requests
 
 from bench.cgroup import TIERS, Tier, limits, unavailable
-from bench.common import summary, write
+from bench.common import cpu_model, summary, write
 from bench.images import PHOTOS
 from bench.servers import ROOT, free_port, stop
 
@@ -43,13 +42,6 @@ TARGETS = {"cold_start_s": 1.5, "astronaut_512x512": 60.0, "five_faces_1920x1080
 FIRST_PHOTO = "astronaut_512x512"
 HEADERS = {"Content-Type": "image/jpeg"}
 KEYS = ("p50_ms", "p95_ms", "mean_ms")
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def cold_run(python: str, tier: Tier | None, photos: dict[str, bytes], count: int, gap: float) -> dict:
