@@ -53,7 +53,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict emotion/*.py main.py
-	$(BIN)/mypy emotion/training emotion/batch bench infra
+	$(BIN)/mypy emotion/training emotion/batch bench infra tests
 
 ## Install everything the tests need, lint, then run the whole suite.
 test: lint $(CHECKOV_VENV)/bin/checkov $(BATCH_VENV)/.installed

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from google.api_core import exceptions as gexc
 from google.cloud import storage
@@ -29,8 +29,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from emotion.config import Settings
 from emotion.errors import CorruptImageError, EmotionError, ImageTooLargeError
-from emotion.pipeline import Analyzer
-from emotion.result import Failure, ObjectSource, Outcome
+from emotion.result import Failure, ObjectSource, Outcome, Result
 
 log = logging.getLogger("emotion.gcs")
 
@@ -263,12 +262,21 @@ def gave_up(attempts: int) -> Failure:
 # --- the I/O shell ---------------------------------------------------------------------------------
 
 
+class Analyzes(Protocol):
+    """What an event needs of an analyzer (``pipeline.Analyzer``): its settings, and the result for an
+    object's bytes. Tests hand in analyzers of their own that answer without the model."""
+
+    settings: Settings
+
+    def analyze(self, data: bytes, /) -> Result: ...
+
+
 def handle_delivery(
     event_type: Any,
     event_time: Any,
     event_id: Any,
     data: Any,
-    analyzer: Analyzer,
+    analyzer: Analyzes,
     make_client: Callable[[], storage.Client],
 ) -> str:
     """One CloudEvent delivery: only ``FINALIZED`` is analyzed; malformed events are logged and dropped."""
@@ -281,7 +289,7 @@ def handle_delivery(
     return handle_event(event, analyzer, make_client())
 
 
-def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client, *, now: datetime | None = None) -> str:
+def handle_event(event: ObjectEvent, analyzer: Analyzes, client: storage.Client, *, now: datetime | None = None) -> str:
     """Process one event and say what happened.
 
     Raises for what a retry may fix (storage errors, lost races); any failure after screening (an
@@ -326,7 +334,7 @@ def handle_event(event: ObjectEvent, analyzer: Analyzer, client: storage.Client,
     return _outcome(message, fields, logging.ERROR if message.endswith("gave up") else logging.INFO)
 
 
-def _analyze(client: storage.Client, event: ObjectEvent, analyzer: Analyzer) -> Outcome | None:
+def _analyze(client: storage.Client, event: ObjectEvent, analyzer: Analyzes) -> Outcome | None:
     """The result or error result for the event's object; None when that generation is gone."""
     try:
         data = _download(client, event, analyzer.settings.max_image_bytes)

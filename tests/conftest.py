@@ -129,12 +129,22 @@ def overlaps_astronaut_face(box: dict, shift: tuple[int, int] = (0, 0)) -> bool:
     return inter / union > 0.5
 
 
+class _Kept(logging.Handler):
+    """Keeps the records it is given, in order."""
+
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture
 def gcs_log() -> Iterator[list[logging.LogRecord]]:
     """The log records of the storage edge (``emotion.gcs``) while a test runs it in this process."""
     records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler = _Kept(records)
     logger = logging.getLogger("emotion.gcs")
     logger.addHandler(handler)
     level = logger.level

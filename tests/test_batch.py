@@ -209,7 +209,7 @@ def test_glob_input_and_output_inside_the_input(folder: Path, tmp_path: Path) ->
 
 
 def test_bad_arguments_are_refused_before_beam_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for args, message in (
+    for argv, message in (
         (["--input", str(tmp_path / "missing"), "--output", str(tmp_path)], "no folder"),
         (["--input", str(tmp_path), "--output", f"{tmp_path}/*.json"], "not a glob"),
         (["--input", "gs://", "--output", str(tmp_path)], "names no bucket"),
@@ -217,8 +217,8 @@ def test_bad_arguments_are_refused_before_beam_starts(tmp_path: Path, capsys: py
         (["--input", "gs://b/", "--output", str(tmp_path), "--runner=DataflowRunner"], "--output must be gs://"),
     ):
         with pytest.raises(SystemExit) as exit_:
-            parse_args(args)
-        assert exit_.value.code == 2 and message in capsys.readouterr().err, args
+            parse_args(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err, argv
     args, beam_args = parse_args(["--input", "gs://b/in/", "--output", "gs://b/out/", "--runner", "DataflowRunner"])
     assert (args.input, args.overwrite, args.previews, beam_args) == (
         "gs://b/in/",
@@ -337,11 +337,13 @@ def test_locations_and_globs(folder: Path) -> None:
     assert Location.parse("gs://b/photos") == Location("b", "photos/")
     assert Location.parse("gs://b") == Location.parse("gs://b/") == Location("b", "")
     every = Location.parse("gs://b/**")
-    assert (every.base, every.glob.pattern) == ("", ".*")
+    assert every.glob is not None and (every.base, every.glob.pattern) == ("", ".*")
     jpegs = Location.parse("gs://b/in/**/*.jpg")
-    assert jpegs.base == "in/" and jpegs.glob.fullmatch("a.jpg") and jpegs.glob.fullmatch("x/y/a.jpg")
+    assert jpegs.base == "in/" and jpegs.glob is not None
+    assert jpegs.glob.fullmatch("a.jpg") and jpegs.glob.fullmatch("x/y/a.jpg")
     assert not jpegs.glob.fullmatch("x/a.png") and not jpegs.glob.fullmatch("x/a.jpgx")
     one_level = Location.parse("gs://b/in/*/[!x]?.png")
+    assert one_level.glob is not None
     assert one_level.glob.fullmatch("d/ab.png") and not one_level.glob.fullmatch("d/e/ab.png")
     assert not one_level.glob.fullmatch("d/xb.png")
     local = Location.parse(f"{folder}/**/*.jp*g")

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -113,10 +114,10 @@ class Function:
     def outcomes(self, name: str, bucket: str = BUCKET) -> list[str]:
         return [e["message"] for e in self.logs(object=name, bucket=bucket) if e["severity"] != "WARNING"]
 
-    def deliver_twice(self, data: dict, **options: object) -> list[str]:
+    def deliver_twice(self, data: dict, *, structured: bool = False, time: datetime | None = None) -> list[str]:
         """Deliver the same event twice; both must be acknowledged (200). Returns the outcomes logged."""
         for _ in range(2):
-            response = self.send(data, **options)
+            response = self.send(data, structured=structured, time=time)
             assert response.status_code == 200, (response.status_code, response.text[:300])
         return self.outcomes(data["name"], data["bucket"])
 
@@ -166,9 +167,17 @@ def _event_data(blob: storage.Blob, **overrides: object) -> dict:
     return data | overrides
 
 
-def _result(client: storage.Client, name: str, bucket: str = BUCKET) -> dict | None:
+def _stored(client: storage.Client, name: str, bucket: str = BUCKET) -> dict[str, Any] | None:
+    """The result document stored for the object ``name``; None when there is none."""
     blob = client.bucket(bucket).get_blob(f"results/{name}.json")
     return None if blob is None else json.loads(blob.download_as_bytes())
+
+
+def _result(client: storage.Client, name: str, bucket: str = BUCKET) -> dict[str, Any]:
+    """The result document stored for the object ``name`` (there must be one)."""
+    document = _stored(client, name, bucket)
+    assert document is not None, f"no result stored for {bucket}/{name}"
+    return document
 
 
 def _gray(level: int, size: int = 64) -> bytes:
@@ -239,7 +248,7 @@ def test_result_objects_are_never_analyzed(function, client) -> None:
 def test_non_image_objects_are_skipped(function, client, name, content_type) -> None:
     blob = _upload(client, name, b"hello", content_type)
     assert function.deliver_twice(_event_data(blob)) == ["skipped: not an image"] * 2
-    assert _result(client, name) is None
+    assert _stored(client, name) is None
 
 
 @pytest.mark.parametrize(
@@ -283,7 +292,7 @@ def test_the_download_is_capped_by_bytes_received_not_by_the_event(function, cli
 def test_a_missing_object_is_dropped(function, client) -> None:
     data = {"bucket": BUCKET, "name": "gone.jpg", "generation": "123", "contentType": "image/jpeg", "size": "10"}
     assert function.deliver_twice(data) == ["skipped: object no longer exists"] * 2
-    assert _result(client, "gone.jpg") is None
+    assert _stored(client, "gone.jpg") is None
     assert not _marker(client, BUCKET, "gone.jpg", 123).exists()  # the attempt was counted, then forgotten
 
 
@@ -291,7 +300,7 @@ def test_old_events_are_dropped(function, client, astronaut_jpeg) -> None:
     blob = _upload(client, "late.jpg", astronaut_jpeg, "image/jpeg")
     outcomes = function.deliver_twice(_event_data(blob), time=datetime.now(UTC) - timedelta(days=3))
     assert outcomes == ["skipped: event too old"] * 2
-    assert _result(client, "late.jpg") is None
+    assert _stored(client, "late.jpg") is None
 
 
 # --- the event's generation is the one analyzed ----------------------------------------------------
@@ -312,7 +321,7 @@ def test_an_overwritten_generation_in_an_unversioned_bucket_is_skipped(function,
     old = _upload(client, "overwritten.png", _gray(60), "image/png", bucket=PLAIN)
     _upload(client, "overwritten.png", _gray(120), "image/png", bucket=PLAIN)
     assert function.deliver_twice(_event_data(old)) == ["skipped: object no longer exists"] * 2
-    assert _result(client, "overwritten.png", PLAIN) is None
+    assert _stored(client, "overwritten.png", PLAIN) is None
 
 
 # --- long names ------------------------------------------------------------------------------------
@@ -422,7 +431,7 @@ def test_other_event_types_are_acknowledged_and_logged(function, client, event_t
         assert function.send(_event_data(blob), event_type=event_type, event_id=event_id).status_code == 200
         [line] = function.logs(event_id=event_id)
         assert (line["message"], line["type"]) == ("skipped: not a finalized event", event_type)
-    assert _result(client, blob.name) is None
+    assert _stored(client, blob.name) is None
 
 
 @pytest.mark.parametrize(
@@ -480,7 +489,7 @@ def test_results_from_two_buckets_sharing_a_results_bucket_do_not_collide(shared
     assert first["source"] == {"bucket": BUCKET, "name": "collide.jpg", "generation": str(one.generation)}
     assert second["source"] == {"bucket": MORE, "name": "collide.jpg", "generation": str(two.generation)}
     assert first["dominant_emotion"] == "happy" and second["faces"][0]["detection"] == "whole_image"
-    assert _result(client, "collide.jpg", BUCKET) is None  # nothing written into the upload bucket
+    assert _stored(client, "collide.jpg", BUCKET) is None  # nothing written into the upload bucket
 
 
 # --- races -----------------------------------------------------------------------------------------
@@ -616,11 +625,12 @@ def test_an_object_that_crashed_and_timed_out_gets_an_error_result(
 def test_an_object_whose_analysis_raised_twice_gets_an_error_result(function, client, validate_error) -> None:
     from emotion.bucket_events import ObjectEvent, handle_event
     from emotion.config import Settings
+    from emotion.result import Result
 
     class Raises:
         settings = Settings()
 
-        def analyze(self, data: bytes) -> None:
+        def analyze(self, data: bytes) -> Result:
             raise RuntimeError("an unexpected failure")
 
     blob = _upload(client, "poison/raises.png", _gray(33), "image/png")

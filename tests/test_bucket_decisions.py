@@ -26,6 +26,7 @@ from emotion.bucket_events import (
 )
 from emotion.config import Settings
 from emotion.errors import CorruptImageError, ImageTooLargeError
+from emotion.result import Result
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SAME = Settings()  # results beside the uploads, under results/
@@ -336,7 +337,7 @@ def _no_client():
 class _Analyzer:
     settings = SAME
 
-    def analyze(self, data: bytes) -> dict:
+    def analyze(self, data: bytes) -> Result:
         raise AssertionError("nothing to analyze")
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,8 @@ class Recorder:
     def __init__(self, settings: Settings | None = None, error: Exception | None = None,
                  during: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.settings = settings or Settings()
-        self.error, self.during, self.seen = error, during, []
+        self.error, self.during = error, during
+        self.seen: list[bytes] = []
 
     def analyze(self, data: bytes) -> Result:
         """A result whose model sha256 is that of the bytes analyzed (so a test can tell which bytes were)."""
@@ -88,9 +90,11 @@ def _event(blob: storage.Blob, **overrides: object) -> ObjectEvent:
     return ObjectEvent.parse(data, None)
 
 
-def _stored(client: storage.Client, name: str, bucket: str = VERSIONED) -> tuple[dict, dict] | None:
+def _stored(client: storage.Client, name: str, bucket: str = VERSIONED) -> tuple[dict[str, Any], dict[str, str]]:
+    """The document stored as ``name`` and its metadata (there must be one)."""
     blob = client.bucket(bucket).get_blob(name)
-    return None if blob is None else (json.loads(blob.download_as_bytes()), blob.metadata)
+    assert blob is not None, f"nothing stored as {bucket}/{name}"
+    return json.loads(blob.download_as_bytes()), blob.metadata
 
 
 def _sha(data: bytes) -> str:
@@ -100,6 +104,13 @@ def _sha(data: bytes) -> str:
 def _marker(client: storage.Client, blob: storage.Blob) -> storage.Blob | None:
     event = _event(blob)
     return client.bucket(VERSIONED).get_blob(be.marker_name(event, Settings()))
+
+
+def _attempts(client: storage.Client, blob: storage.Blob) -> int | None:
+    """The count the blob's attempt marker holds (there must be one)."""
+    marker = _marker(client, blob)
+    assert marker is not None, f"no attempt marker for {blob.name}"
+    return be.parse_count(marker.metadata["attempts"])
 
 
 def test_a_result_is_stored_with_its_source_and_logged(client, gcs_log) -> None:
@@ -144,7 +155,7 @@ def test_a_separate_results_bucket_gets_a_folder_per_source_bucket(client) -> No
     assert handle_event(_event(blob), Recorder(settings), client) == "result stored"
     body, _ = _stored(client, f"results/{VERSIONED}/sep.png.json", RESULTS)
     assert body["model"]["sha256"] == _sha(b"sep")
-    assert _stored(client, "results/sep.png.json") is None
+    assert client.bucket(VERSIONED).get_blob("results/sep.png.json") is None
 
 
 def test_an_object_over_the_limit_gets_an_error_result_without_download(client, gcs_log) -> None:
@@ -243,7 +254,7 @@ def test_an_object_whose_analysis_keeps_failing_gets_an_error_result(client, gcs
     for count in range(1, be.MAX_ATTEMPTS + 1):
         with pytest.raises(RuntimeError):
             handle_event(_event(blob), failing, client)
-        assert be.parse_count(_marker(client, blob).metadata["attempts"]) == count
+        assert _attempts(client, blob) == count
     gcs_log.clear()
     analyzer = Recorder()
     assert handle_event(_event(blob), analyzer, client) == "error result stored: gave up"
@@ -288,6 +299,6 @@ def test_messages_and_log_fields_quote_at_most_a_bounded_part_of_the_input(gcs_l
     with pytest.raises(be.MalformedEventError) as bad_generation:
         ObjectEvent.parse(good | {"generation": "x" * 300}, None)
     assert str(bad_generation.value) == f"generation is not an integer >= 1: {'x' * 40!r}"
-    outcome = be.handle_delivery("t" * 300, None, "id-1", good, None, lambda: None)
+    outcome = be.handle_delivery("t" * 300, None, "id-1", good, Recorder(), lambda: None)
     assert outcome == "skipped: not a finalized event"
     assert (gcs_log[-1].type, gcs_log[-1].event_id) == ("t" * 200, "id-1")

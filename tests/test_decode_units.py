@@ -75,7 +75,7 @@ def test_every_exif_orientation_is_applied_to_a_jpeg_with_its_size(orientation: 
 def test_a_rotated_16_bit_png_reports_its_upright_size(orientation: int) -> None:
     upright = np.tile(np.arange(48, dtype=np.uint16) * 1000, (32, 1))
     upright[:8, :12] = 65535
-    stored = Image.fromarray(upright).transpose(_STORED[orientation])
+    stored = _stored(upright, orientation)
     decoded = decode_image(_save(stored, "PNG", exif=_exif(orientation)), **LIMITS)
     assert (decoded.width, decoded.height) == (48, 32)
     assert decoded.rgb.shape == (32, 48, 3)

@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import urllib.parse
+from typing import Any
 
 import numpy as np
 import pytest
@@ -102,8 +103,7 @@ def test_an_empty_body_is_400_whatever_its_content_type(
     http_server: str, content_type: str | None, length: str, validate_error
 ) -> None:
     """As the README's error table says; a body with a type we do not read is 415 (test_not_an_image_is_415)."""
-    url = urllib.parse.urlsplit(http_server)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(http_server).netloc, timeout=10)
     connection.putrequest("POST", "/")
     if content_type is not None:
         connection.putheader("Content-Type", content_type)
@@ -142,7 +142,7 @@ def test_wrong_methods_are_405(http_server: str, method: str, validate_error) ->
 
 
 def test_malformed_requests_are_400(http_server: str, astronaut_jpeg: bytes, validate_error) -> None:
-    cases = [
+    cases: list[dict[str, Any]] = [  # keyword arguments of requests.post
         {"files": {"picture": ("a.jpg", astronaut_jpeg, "image/jpeg")}},
         {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
         {"data": b'{"image_base64": "\xff\xfe"}', "headers": {"Content-Type": "application/json"}},

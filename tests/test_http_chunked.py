@@ -52,7 +52,9 @@ def test_chunked_json_and_multipart_over_their_caps_are_refused(http_server: str
     assert _post(http_server, small, "application/json").status_code == 415
     form = requests.Request("POST", http_server, files={"image": ("a.jpg", b"x" * (LIMIT + MULTIPART_OVERHEAD))})
     prepared = form.prepare()
-    response = _post(http_server, prepared.body, prepared.headers["Content-Type"])
+    body, content_type = prepared.body, prepared.headers["Content-Type"]
+    assert isinstance(body, bytes) and isinstance(content_type, str)  # what requests encodes a form as
+    response = _post(http_server, body, content_type)
     assert response.status_code == 413, response.text[:300]
     validate_error(response.json(), "image_too_large")
 

@@ -26,7 +26,7 @@ import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 from packaging.requirements import InvalidRequirement, Requirement
@@ -187,7 +187,10 @@ def resolve(value: Any) -> Any:
     return value
 
 
-def ref(expression: str) -> str:
+T = TypeVar("T")
+
+
+def ref(expression: T) -> T | str:
     """`${google_x.y.z}` -> `google_x.y.z`; anything else is returned unchanged for the assertion message."""
     match = re.fullmatch(r"\$\{(.+)\}", expression) if isinstance(expression, str) else None
     return match[1] if match else expression
@@ -237,8 +240,8 @@ def imported_modules(path: Path, module: str) -> set[str]:
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
+            for statement in node.orelse:
+                visit(statement)
             return
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

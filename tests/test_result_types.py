@@ -48,9 +48,9 @@ NODES: list[tuple[type, dict[str, Any]]] = [
     (FileSource, ERROR_SCHEMA["properties"]["source"]["oneOf"][1]),
 ]
 #: Where a JSON name is not the field's: bytes are base64 only in JSON.
-JSON_NAME = {(Preview, "jpeg"): "base64"}
+JSON_NAME: dict[tuple[type, str], str] = {(Preview, "jpeg"): "base64"}
 #: Properties computed from the fields rather than stored.
-DERIVED = {Result: {"dominant_emotion"}}
+DERIVED: dict[type, set[str]] = {Result: {"dominant_emotion"}}
 
 
 def json_names(cls: type) -> tuple[set[str], set[str]]:

@@ -7,6 +7,7 @@ Skips when Playwright or Debian's Chromium is missing (``apt-get install chromiu
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -34,11 +35,6 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1100, "height": 800}
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 30_000
-
-try:
-    from playwright import sync_api
-except ImportError:  # the browser tests skip; the page's own checks still run
-    sync_api = None
 
 
 @dataclass
@@ -68,11 +64,13 @@ class Watched:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright; skips (saying how to install them) where either is missing."""
-    if sync_api is None:
+    if importlib.util.find_spec("playwright") is None:  # the browser tests skip; the page's own checks still run
         pytest.skip("Playwright for Python is not installed (pip install playwright; no browser download needed)")
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver, or set CHROMIUM)")
-    with sync_api.sync_playwright() as playwright:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield chromium

@@ -88,7 +88,11 @@ def _annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int
             found.append(node.annotation)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
             found.append(node.returns)
-    return [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)) for n in found]
+    spans = []
+    for n in found:
+        assert n.end_lineno is not None and n.end_col_offset is not None  # set on every node parsed from source
+        spans.append(((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)))
+    return spans
 
 
 def _in_annotation(start: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
@@ -257,7 +261,9 @@ def run_module(
             f"annotations), tests: {' '.join(tests)}, baseline {baseline_s:.1f} s",
             flush=True,
         )
-        killed, survived, timeouts = [], [], 0
+        killed: list[Mutant | None] = []
+        survived: list[Mutant] = []
+        timeouts = 0
         exec_started = time.monotonic()
         for number, mutant in enumerate(run, start=1):
             spec = specs[mutant.job_id]
