@@ -283,3 +283,14 @@ def test_each_request_is_logged_with_its_method_status_and_milliseconds(
     assert [(r.method, r.status) for r in lines] == [("POST", 200), ("OPTIONS", 204)]
     assert lines[0].ms >= 1.0  # an analysis takes milliseconds, not microseconds
     assert lines[0].ms == round(lines[0].ms, 1)
+
+
+def test_the_logged_time_is_in_milliseconds(client, caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    """On a clock that moves a quarter second at each reading, a request's time is a multiple of 250 ms."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr("emotion.http_api.time.perf_counter", lambda: next(ticks) / 4)
+    with caplog.at_level(logging.INFO, logger="emotion.http"):
+        client.options("/")
+    monkeypatch.undo()
+    (line,) = [r for r in caplog.records if r.getMessage() == "request"]
+    assert line.ms > 0 and line.ms % 250 == 0, line.ms
