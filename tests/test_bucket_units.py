@@ -291,3 +291,31 @@ def test_messages_and_log_fields_quote_at_most_a_bounded_part_of_the_input(gcs_l
     outcome = be.handle_delivery("t" * 300, None, "id-1", good, None, lambda: None)
     assert outcome == "skipped: not a finalized event"
     assert (gcs_log[-1].type, gcs_log[-1].event_id) == ("t" * 200, "id-1")
+
+
+def test_a_write_race_is_retried_for_four_rounds(client, monkeypatch) -> None:
+    """Each time just before this delivery writes its result, another writes a stale one (an older
+    generation's), so the write's precondition fails and the result is judged again: three lost rounds
+    still end in the result stored, a fourth fails the event (the platform redelivers it)."""
+    write = storage.Blob.upload_from_string
+    losses = {"left": 0}
+
+    def racing(blob: storage.Blob, data, **options):
+        if blob.name.startswith("results/rounds") and losses["left"]:
+            losses["left"] -= 1
+            other = client.bucket(VERSIONED).blob(blob.name)
+            other.metadata = {"source-generation": "1"}
+            write(other, b'{"stale": true}', content_type="application/json")
+        return write(blob, data, **options)
+
+    monkeypatch.setattr(storage.Blob, "upload_from_string", racing)
+    blob = _upload(client, "rounds-3.png", b"three")
+    losses["left"] = 3
+    assert handle_event(_event(blob), Recorder(), client) == "result stored"
+    assert losses["left"] == 0
+    assert _stored(client, "results/rounds-3.png.json")[0]["model"]["sha256"] == _sha(b"three")
+    blob = _upload(client, "rounds-4.png", b"four")
+    losses["left"] = 4
+    with pytest.raises(be.StorageRaceError, match="could not store the result"):
+        handle_event(_event(blob), Recorder(), client)
+    assert _stored(client, "results/rounds-4.png.json")[0] == {"stale": True}

@@ -122,6 +122,11 @@ def _noise(width: int, height: int, channels: int = 3, seed: int = 1) -> np.ndar
     return ((ramp[..., None] + noise) % 256).astype(np.uint8).squeeze()
 
 
+def test_an_image_smaller_than_the_long_side_keeps_its_size() -> None:
+    decoded = decode_image(_save(Image.fromarray(_noise(64, 48)), "PNG"), **LIMITS, long_side=1280)
+    assert np.array_equal(decoded.rgb, _noise(64, 48))
+
+
 @pytest.mark.parametrize(("mode", "long_side"), [("RGB", None), ("RGB", 300), ("RGBA", 256), ("L", None)])
 def test_a_png_of_several_bands_decodes_exactly(mode: str, long_side: int | None) -> None:
     pixels = _noise(1024, 1100, {"RGB": 3, "RGBA": 4, "L": 1}[mode])
@@ -279,6 +284,10 @@ def test_run_length_coded_bmps_are_read_up_to_their_byte_limit() -> None:
     height = 1_000_000 // (2 * width + 2) + 1  # just over 1 MB
     with pytest.raises(ImageTooLargeError, match="run-length coded BMPs are read up to 1000000 bytes"):
         decode_image(_rle8_bmp(width, height), **LIMITS)
+    small = _rle8_bmp(40, 30)  # padded after its end-of-bitmap code: the limit counts the file's bytes
+    assert decode_image(small + bytes(1_000_000 - len(small)), **LIMITS).rgb.shape == (30, 40, 3)
+    with pytest.raises(ImageTooLargeError, match="run-length coded BMPs are read up to 1000000 bytes"):
+        decode_image(small + bytes(1_000_001 - len(small)), **LIMITS)
 
 
 def test_damaged_png_image_data_is_corrupt() -> None:

@@ -134,6 +134,8 @@ def test_stray_bytes_restart_markers_and_stuffing_are_skipped() -> None:
     # after the scan: stuffed FF 00 and restart markers are entropy data, then a second frame is ignored
     tail = scan[:-2] + b"\xff\x00\xff\xd3" + b"\xff\xc0\x00\x0b\x08\x00\x10\x00\x10\x01\x01\x11\x00" + b"\xff\xd9"
     assert formats.check_jpeg(soi + head + tail).width == 65
+    # stray bytes to the end of the file (no EOI, no further marker): the walk ends there
+    assert formats.check_jpeg(soi + head + b"junk").width == 65
 
 
 def test_the_end_of_image_stops_the_walk() -> None:
@@ -150,6 +152,8 @@ def test_the_end_of_image_stops_the_walk() -> None:
         (lambda soi, head, scan: soi + b"\xff\xc0\x00\x07\x08\x00\x10\x00\x10\x00", "frame header is truncated"),
         (lambda soi, head, scan: soi + b"\xff\xc0\x00\x0b\x08\x00\x10\x00\x10\x02\x01\x11\x00", "truncated"),
         (lambda soi, head, scan: soi + b"\xff\xc0\x00\x08\x08\x00\x10\x00\x10\x00", "truncated"),
+        # two components declared, the second one byte short (11 of 12 bytes)
+        (lambda soi, head, scan: soi + b"\xff\xc0\x00\x0d\x08\x00\x10\x00\x10\x02\x01\x11\x00\x02\x11", "truncated"),
         (lambda soi, head, scan: soi + b"\xff\xe0", "no frame header"),
         (lambda soi, head, scan: soi + b"\xff\xe0\x00", "no frame header"),
     ],
@@ -163,6 +167,13 @@ def test_a_frame_with_zero_sampling_counts_as_one() -> None:
     frame = b"\xff\xc0\x00\x11\x08\x00\x31\x00\x41\x03" + b"\x01\x00\x00\x02\x00\x01\x03\x00\x01"
     info = formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9")
     assert (info.width, info.height, info.coefficient_bytes) == (65, 49, 3 * 9 * 7 * 128)
+    # a vertical factor of 3 (odd, so every bit of it counts): Y 1x3 is 9 x 7 blocks (ceil(49 * 3 / 24)),
+    # Cb and Cr 1x1 are 9 x 3 each
+    frame = b"\xff\xc0\x00\x11\x08\x00\x31\x00\x41\x03" + b"\x01\x13\x00\x02\x11\x01\x03\x11\x01"
+    assert formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9").coefficient_bytes == (9 * 7 + 2 * 9 * 3) * 128
+    # a zero factor beside a component's factor of 1: Y 1x1, Cb (1, 0) and Cr (0, 1) are 1x1 too
+    frame = b"\xff\xc0\x00\x11\x08\x00\x31\x00\x41\x03" + b"\x01\x11\x00\x02\x10\x01\x03\x01\x01"
+    assert formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9").coefficient_bytes == 3 * 9 * 7 * 128
 
 
 # --- PNG -----------------------------------------------------------------------------------------
