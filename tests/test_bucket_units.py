@@ -255,6 +255,16 @@ def test_an_object_whose_analysis_keeps_failing_gets_an_error_result(client, gcs
     assert _marker(client, blob) is None
 
 
+def test_a_marker_with_a_malformed_count_counts_from_zero(client) -> None:
+    blob = _upload(client, "miscounted.png", b"miscounted")
+    planted = client.bucket(VERSIONED).blob(be.marker_name(_event(blob), Settings()))
+    planted.metadata = {"attempts": "many"}
+    planted.upload_from_string(b"", content_type="text/plain")
+    with pytest.raises(RuntimeError):
+        handle_event(_event(blob), Recorder(error=RuntimeError("once")), client)
+    assert _marker(client, blob).metadata == {"attempts": "1"}
+
+
 def test_one_failure_is_retried_and_then_forgotten(client) -> None:
     blob = _upload(client, "flaky.png", b"flaky")
     with pytest.raises(RuntimeError):
@@ -319,3 +329,12 @@ def test_a_write_race_is_retried_for_four_rounds(client, monkeypatch) -> None:
     with pytest.raises(be.StorageRaceError, match="could not store the result"):
         handle_event(_event(blob), Recorder(), client)
     assert _stored(client, "results/rounds-4.png.json")[0] == {"stale": True}
+
+
+def test_storage_calls_retry_transient_failures_for_30_seconds() -> None:
+    """Past the deadline the event fails and the platform redelivers it (a 30-s outage is not waited out
+    in a test: the policy is read back instead)."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    assert be.STORAGE_RETRY.timeout == 30.0
+    assert be.STORAGE_RETRY._predicate is DEFAULT_RETRY._predicate  # the transient errors google retries

@@ -127,6 +127,26 @@ def test_an_image_smaller_than_the_long_side_keeps_its_size() -> None:
     assert np.array_equal(decoded.rgb, _noise(64, 48))
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "BMP"])  # in bands, and whole
+def test_an_image_twice_the_long_side_is_halved(fmt: str) -> None:
+    image = Image.fromarray(_noise(200, 120))
+    decoded = decode_image(_save(image, fmt), **LIMITS, long_side=100)
+    np.testing.assert_array_equal(decoded.rgb, np.asarray(image.reduce(2)))
+
+
+def test_a_png_exif_chunk_with_the_exif_header_is_read_too() -> None:
+    """PNG's eXIf chunk holds the TIFF structure; some writers put JPEG's "Exif\\0\\0" header before it."""
+    from emotion import formats
+
+    upright = _upright()
+    plain = _save(_stored(upright, 6), "PNG")
+    chunk = formats.png_chunk(b"eXIf", _exif(6).tobytes())
+    assert _exif(6).tobytes().startswith(b"Exif\x00\x00")
+    decoded = decode_image(plain[:33] + chunk + plain[33:], **LIMITS)
+    assert (decoded.width, decoded.height) == (48, 32)
+    np.testing.assert_array_equal(decoded.rgb, upright)
+
+
 @pytest.mark.parametrize(("mode", "long_side"), [("RGB", None), ("RGB", 300), ("RGBA", 256), ("L", None)])
 def test_a_png_of_several_bands_decodes_exactly(mode: str, long_side: int | None) -> None:
     pixels = _noise(1024, 1100, {"RGB": 3, "RGBA": 4, "L": 1}[mode])
@@ -154,21 +174,23 @@ def test_a_whole_image_of_several_bands_is_reduced_exactly(fmt: str, height: int
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(65535, 255), (30000, 117), (257 * 100, 100), (255, 255), (200, 200)],
+    # 65407 / 257 is 254.502: rounded up only when the range is divided by 65535 exactly
+    [(65535, 255), (65407, 255), (30000, 117), (257 * 100, 100), (255, 255), (200, 200)],
 )
 def test_16_bit_gray_is_scaled_to_8_bits_when_it_uses_the_range(value: int, expected: int) -> None:
     """The brightest pixel decides: above 255 the whole 16-bit range maps to 0..255 (rounded), at or below
     it the values are already 8-bit ones."""
     pixels = np.full((20, 20), value, dtype=np.uint16)
     pixels[0, 0] = 0
-    for fmt in ("PNG", "TIFF"):
-        decoded = decode_image(_save(Image.fromarray(pixels), fmt), **LIMITS)
+    for fmt, data in (("PNG", pixels), ("TIFF", pixels), ("TIFF", pixels.astype(">u2"))):  # big-endian: I;16B
+        decoded = decode_image(_save(Image.fromarray(data), fmt), **LIMITS)
         assert decoded.rgb[5, 5].tolist() == [expected] * 3, fmt
         assert decoded.rgb[0, 0].tolist() == [0, 0, 0]
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(1.0, 255), (0.5, 128), (0.2, 51), (100.0, 100), (2.0, 2), (32768.0, 128), (70000.0, 255)]
+    ("value", "expected"),
+    [(1.0, 255), (0.998, 254), (0.5, 128), (0.2, 51), (100.0, 100), (2.0, 2), (32768.0, 128), (70000.0, 255)],
 )
 def test_float_gray_in_0_to_1_is_scaled_and_above_is_taken_as_8_bit(value: float, expected: int) -> None:
     pixels = np.full((20, 20), value, dtype=np.float32)
@@ -187,6 +209,18 @@ def test_a_transparent_palette_index_is_composited_onto_white(fmt: str) -> None:
     assert decoded.rgb[:, :10].tolist() == [[[255, 255, 255]] * 10] * 20
     assert decoded.rgb[:, 10:].tolist() == [[[200, 0, 0]] * 10] * 20
     opaque = decode_image(_save(image, fmt), **LIMITS)
+    assert opaque.rgb[:, :10].max() == 0
+
+
+@pytest.mark.parametrize(("mode", "key", "colour"), [("RGB", (0, 0, 0), (200, 0, 0)), ("L", 0, 200)])
+def test_a_transparent_colour_key_is_composited_onto_white(mode: str, key, colour) -> None:
+    """A PNG without alpha whose tRNS chunk names one colour transparent: that colour becomes white."""
+    pixels = np.zeros((20, 20, 3) if mode == "RGB" else (20, 20), dtype=np.uint8)
+    pixels[:, 10:] = colour
+    decoded = decode_image(_save(Image.fromarray(pixels, mode), "PNG", transparency=key), **LIMITS)
+    assert decoded.rgb[:, :10].tolist() == [[[255, 255, 255]] * 10] * 20
+    assert decoded.rgb[:, 10:].tolist() == [[list(np.broadcast_to(colour, 3))] * 10] * 20
+    opaque = decode_image(_save(Image.fromarray(pixels, mode), "PNG"), **LIMITS)
     assert opaque.rgb[:, :10].max() == 0
 
 
@@ -315,15 +349,19 @@ def test_truncated_image_data_is_corrupt_not_a_crash(fmt: str) -> None:
         decode_image(data[: len(data) * 2 // 3], **LIMITS)
 
 
+#: The band conversion's buffers (decode.BAND_BYTES written out: a band of 2^19 pixels in RGBA, 3 copies).
+BAND_BYTES = (1 << 19) * 4 * 3
+
+
 def _budget_cases() -> list[tuple[str, bytes, int]]:
     """Files and what their decode is estimated to need: the frame (bytes a pixel by mode), what the decoder
     keeps besides (WebP 12 bytes a pixel, PNG 1, a run-length BMP's bytearray 1) and the band buffers."""
     from emotion import formats
-    from emotion.decode import BAND_BYTES
 
     w, h = 40, 30
     gray = Image.fromarray(_noise(w, h, 1))
     tiff = _save(gray.convert("RGB"), "TIFF")
+    tiff16 = _save(Image.fromarray((_noise(w, h, 1).astype(np.uint16) * 257).astype(">u2")), "TIFF")  # I;16B
     palette = gray.convert("P")
     return [
         ("BMP L", _save(gray, "BMP"), w * h * 1 + BAND_BYTES),
@@ -337,13 +375,18 @@ def _budget_cases() -> list[tuple[str, bytes, int]]:
         ("JPEG", _save(gray.convert("RGB"), "JPEG"), w * h * 4 + BAND_BYTES),
         ("JPEG L", _save(gray, "JPEG"), w * h * 1 + BAND_BYTES),
         ("TIFF", tiff, w * h * 4 + formats.check_tiff(tiff).strip_bytes + len(tiff) + BAND_BYTES),
+        (
+            "TIFF 16-bit big-endian",
+            tiff16,
+            w * h * 2 + formats.check_tiff(tiff16).strip_bytes + len(tiff16) + BAND_BYTES,
+        ),
         # an 8-bit PNG in bands of 13,107 rows (2^19 px / 40) plus the row above: 5 copies of the raw rows
         # (a filter byte and 3 bytes a pixel) and the decoded band (4 bytes a pixel)
         ("PNG bands", _save(gray.convert("RGB"), "PNG"), 13_108 * (1 + w * 3) * 5 + 13_108 * w * 4),
     ]
 
 
-@pytest.mark.parametrize("case", range(12))
+@pytest.mark.parametrize("case", range(13))
 def test_the_decode_budget_refuses_exactly_above_the_estimate(case: int) -> None:
     name, data, needed = _budget_cases()[case]
     assert decode_image(data, **LIMITS, max_decode_bytes=needed).rgb.shape == (30, 40, 3), name

@@ -156,6 +156,8 @@ def test_the_end_of_image_stops_the_walk() -> None:
         (lambda soi, head, scan: soi + b"\xff\xc0\x00\x0d\x08\x00\x10\x00\x10\x02\x01\x11\x00\x02\x11", "truncated"),
         (lambda soi, head, scan: soi + b"\xff\xe0", "no frame header"),
         (lambda soi, head, scan: soi + b"\xff\xe0\x00", "no frame header"),
+        # a second SOI is no marker without a length (only RSTn and TEM are): its "length" runs past the end
+        (lambda soi, head, scan: soi + soi + head + scan, "no frame header"),
     ],
 )
 def test_broken_jpeg_structure_is_corrupt(damage, message: str) -> None:
@@ -371,6 +373,8 @@ def test_truncated_tiffs_are_corrupt() -> None:
         formats.check_tiff(b"II*\x00\x08\x00\x00")
     with pytest.raises(CorruptImageError, match="past the end"):
         formats.check_tiff(b"II*\x00" + struct.pack("<I", 8) + b"\x00")
+    with pytest.raises(CorruptImageError, match="past the end"):  # 8 bytes: the whole header, no directory
+        formats.check_tiff(b"II*\x00" + struct.pack("<I", 8))
     formats.check_tiff(b"II*\x00" + struct.pack("<I", 8) + b"\x00\x00")  # an empty directory, exactly at the end
     whole = _tiff([(256, 4, 1, 10), (257, 4, 1, 10)])
     with pytest.raises(CorruptImageError, match="directory is truncated"):
