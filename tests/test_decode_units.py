@@ -175,7 +175,7 @@ def test_a_whole_image_of_several_bands_is_reduced_exactly(fmt: str, height: int
 @pytest.mark.parametrize(
     ("value", "expected"),
     # 65407 / 257 is 254.502: rounded up only when the range is divided by 65535 exactly
-    [(65535, 255), (65407, 255), (30000, 117), (257 * 100, 100), (255, 255), (200, 200)],
+    [(65535, 255), (65407, 255), (30000, 117), (257 * 100, 100), (256, 1), (255, 255), (200, 200)],
 )
 def test_16_bit_gray_is_scaled_to_8_bits_when_it_uses_the_range(value: int, expected: int) -> None:
     """The brightest pixel decides: above 255 the whole 16-bit range maps to 0..255 (rounded), at or below

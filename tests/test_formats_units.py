@@ -313,6 +313,15 @@ def test_missing_pieces_are_corrupt() -> None:
         formats.read_png(data[:8] + palette_ihdr + _after_ihdr(data))
 
 
+def test_the_chunk_walk_reads_a_chunk_header_that_ends_the_file() -> None:
+    """Eight bytes left make a chunk header (a zero-length IDAT without its CRC: damaged); seven do not."""
+    data = _png()
+    without_end = data[: -len(_chunk(b"IEND"))]
+    with pytest.raises(CorruptImageError, match="IDAT chunk is damaged"):
+        formats.read_png(without_end + b"\x00\x00\x00\x00IDAT")
+    assert formats.read_png(without_end + b"\x00\x00\x00\x00IDA").width == formats.read_png(data).width
+
+
 # --- TIFF ----------------------------------------------------------------------------------------
 
 
@@ -343,6 +352,12 @@ def test_tiff_strip_and_tile_bytes(order: str) -> None:
     assert tiled.strip_bytes == 32 * 64 * 4
     only_width = formats.check_tiff(_tiff([*size, (322, 3, 1, 64), (278, 3, 1, 10)], order))
     assert only_width.strip_bytes == 10 * 1000
+
+
+def test_a_tile_length_without_a_tile_width_is_no_tiled_tiff() -> None:
+    """Both tile tags make a tiled TIFF; a tile length alone is ignored and the strips are counted."""
+    info = formats.check_tiff(_tiff([(256, 4, 1, 1000), (257, 4, 1, 700), (278, 4, 1, 16), (323, 4, 1, 64)]))
+    assert info.strip_bytes == 16 * 1000
 
 
 def test_a_pillow_tiff_is_read() -> None:
@@ -394,6 +409,10 @@ def test_the_webp_exif_size_is_noted_past_odd_chunks() -> None:
     assert formats.check_webp(_riff([(b"VP8X", b"x" * 10), (b"ICCP", b"abc"), (b"EXIF", b"e" * 7)])).exif_bytes == 7
     assert formats.check_webp(_riff([(b"VP8 ", b"x" * 10)])).exif_bytes == 0
     assert formats.check_webp(_save(Image.new("RGB", (20, 20)), "WEBP", exif=b"Exif\x00\x00" + b"\x00" * 8)).exif_bytes
+
+
+def test_seven_bytes_after_the_last_webp_chunk_are_no_chunk() -> None:
+    assert formats.check_webp(_riff([(b"EXIF", b"ab")]) + b"EXIF\x00\x00\x00").exif_bytes == 2
 
 
 def test_the_webp_chunk_limit_is_exact() -> None:
