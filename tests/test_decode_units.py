@@ -413,6 +413,14 @@ def test_32_bit_gray_beyond_16_bits_is_clipped_not_wrapped() -> None:
     assert decoded.rgb[5, 5].tolist() == [255] * 3 and decoded.rgb[0, 0].tolist() == [0] * 3
 
 
+@pytest.mark.parametrize(("mode", "dtype"), [("I", np.int32), ("F", np.float32)])
+def test_negative_gray_is_clipped_to_black_not_wrapped(mode: str, dtype: type) -> None:
+    pixels = np.full((20, 20), 200, dtype=dtype)
+    pixels[0, 0] = -5
+    decoded = decode_image(_save(Image.fromarray(pixels, mode), "TIFF"), **LIMITS)
+    assert decoded.rgb[0, 0].tolist() == [0] * 3 and decoded.rgb[5, 5].tolist() == [200] * 3
+
+
 def test_an_orientation_that_is_not_a_number_is_ignored() -> None:
     import struct
 
