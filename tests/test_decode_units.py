@@ -134,6 +134,25 @@ def test_an_image_twice_the_long_side_is_halved(fmt: str) -> None:
     np.testing.assert_array_equal(decoded.rgb, np.asarray(image.reduce(2)))
 
 
+@pytest.mark.parametrize("depth", [8, 16])  # decoded in bands, and whole by Pillow
+def test_a_png_exif_chunk_that_cannot_be_parsed_is_ignored(depth: int) -> None:
+    from emotion import formats
+
+    pixels = _noise(48, 32, 1).astype(np.uint16) * 257 if depth == 16 else _noise(48, 32)
+    plain = _save(Image.fromarray(pixels), "PNG")
+    decoded = decode_image(plain[:33] + formats.png_chunk(b"eXIf", b"not a TIFF structure") + plain[33:], **LIMITS)
+    assert (decoded.width, decoded.height) == (48, 32)
+
+
+def test_an_image_wider_than_a_band_is_decoded_a_row_at_a_time() -> None:
+    """2^19 + 1 pixels a row: a band cannot hold one row, so each band is one row."""
+    width = (1 << 19) + 1
+    pixels = np.zeros((16, width, 3), dtype=np.uint8)
+    pixels[:, ::7] = (9, 99, 199)
+    decoded = decode_image(_save(Image.fromarray(pixels), "PNG"), **LIMITS)
+    np.testing.assert_array_equal(decoded.rgb, pixels)
+
+
 def test_a_png_exif_chunk_with_the_exif_header_is_read_too() -> None:
     """PNG's eXIf chunk holds the TIFF structure; some writers put JPEG's "Exif\\0\\0" header before it."""
     from emotion import formats
@@ -175,7 +194,18 @@ def test_a_whole_image_of_several_bands_is_reduced_exactly(fmt: str, height: int
 @pytest.mark.parametrize(
     ("value", "expected"),
     # 65407 / 257 is 254.502: rounded up only when the range is divided by 65535 exactly
-    [(65535, 255), (65407, 255), (30000, 117), (257 * 100, 100), (256, 1), (255, 255), (200, 200)],
+    # 65406 / 257 is 254.498 (rounded down), 65000 * 255 / 65535 is 252.93
+    [
+        (65535, 255),
+        (65407, 255),
+        (65406, 254),
+        (65000, 253),
+        (30000, 117),
+        (257 * 100, 100),
+        (256, 1),
+        (255, 255),
+        (200, 200),
+    ],
 )
 def test_16_bit_gray_is_scaled_to_8_bits_when_it_uses_the_range(value: int, expected: int) -> None:
     """The brightest pixel decides: above 255 the whole 16-bit range maps to 0..255 (rounded), at or below
@@ -210,6 +240,19 @@ def test_a_transparent_palette_index_is_composited_onto_white(fmt: str) -> None:
     assert decoded.rgb[:, 10:].tolist() == [[[200, 0, 0]] * 10] * 20
     opaque = decode_image(_save(image, fmt), **LIMITS)
     assert opaque.rgb[:, :10].max() == 0
+
+
+def test_a_palette_image_with_alpha_is_composited_onto_white() -> None:
+    """A PA TIFF (palette indices and an alpha channel): index 0 fully transparent on the left half."""
+    indices = np.zeros((20, 20), dtype=np.uint8)
+    indices[:, 10:] = 1
+    palette = Image.fromarray(indices, "P")
+    palette.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
+    image = palette.convert("PA")
+    image.putalpha(Image.fromarray((indices * 255).astype(np.uint8), "L"))
+    decoded = decode_image(_save(image, "TIFF"), **LIMITS)
+    assert decoded.rgb[:, :10].tolist() == [[[255, 255, 255]] * 10] * 20
+    assert decoded.rgb[:, 10:].tolist() == [[[200, 0, 0]] * 10] * 20
 
 
 @pytest.mark.parametrize(("mode", "key", "colour"), [("RGB", (0, 0, 0), (200, 0, 0)), ("L", 0, 200)])
