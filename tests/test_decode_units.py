@@ -446,6 +446,9 @@ def test_a_progressive_jpeg_is_refused_when_its_coefficients_are_over_the_budget
     coefficients = formats.check_jpeg(data).coefficient_bytes
     with pytest.raises(ImageTooLargeError, match="a progressive 400x300 JPEG"):
         decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients - 1)
+    with pytest.raises(ImageTooLargeError) as exactly:  # the coefficients fit: the band buffers do not
+        decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients)
+    assert "this 400x300 RGB JPEG" in str(exactly.value), exactly.value
     assert decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients + 10_000_000).width == 400
 
 
