@@ -487,3 +487,8 @@ def test_png_image_data_that_ends_early_is_truncated() -> None:
     with pytest.raises(CorruptImageError) as refused:
         decode_image(data, **LIMITS)
     assert str(refused.value) == "the PNG's image data ends early (truncated)"
+    rows = zlib.compress(b"".join(b"\x00" + bytes(64 * 3) for _ in range(64)))
+    cut = base[:33] + formats.png_chunk(b"IDAT", rows[: len(rows) // 2]) + formats.png_chunk(b"IEND", b"")
+    with pytest.raises(CorruptImageError) as refused:  # a stream cut in the middle: no end, no more data
+        decode_image(cut, **LIMITS)
+    assert str(refused.value) == "the PNG's image data ends early (truncated)"
