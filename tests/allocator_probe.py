@@ -136,7 +136,7 @@ def given_back() -> dict:
         out[name] = {
             "top_kept": libc.mallinfo2().keepcost,
             "dropped": before - after,
-            "trimmed_at_is_now": memory._trimmed_at == after,
+            "trimmed_at_behind": after - memory._trimmed_at,  # how far the last trim's mark is behind now
         }
     # exactly at the slack: more than 16 MiB is needed, so no trim (tried a few times: a page the reads
     # themselves touch could make one try land just over)
