@@ -198,11 +198,14 @@ def _reduce(image: Image.Image, factor: int) -> np.ndarray:
     width, height = image.size
     scale = _gray_scale(image)
     step = _band_rows(width, factor)
-    boxes: list[tuple[int, int, int, int] | None] = (
-        [None] if step >= height else [(0, top, width, min(height, top + step)) for top in range(0, height, step)]
-    )
+    boxes: list[tuple[int, int, int, int] | None] = [None] if step >= height else list(_row_bands(width, height, step))
     bands = [_band_rgb(image, factor, scale, box) for box in boxes]
     return _stack(bands)
+
+
+def _row_bands(width: int, height: int, step: int) -> list[tuple[int, int, int, int]]:
+    """The boxes of consecutive bands of ``step`` rows (the last one may be shorter)."""
+    return [(0, top, width, min(height, top + step)) for top in range(0, height, step)]
 
 
 def _stack(bands: list[np.ndarray]) -> np.ndarray:
@@ -217,7 +220,11 @@ def _gray_scale(image: Image.Image) -> float:
     mode = image.mode
     if not (mode.startswith("I") or mode == "F"):
         return 1.0
-    peak = cast(tuple[float, float], image.getextrema())[1]  # single-band modes: one (low, high) pair
+    if mode == "I;16B":  # Pillow has no extrema for big-endian 16-bit: the peak band by band
+        boxes = _row_bands(*image.size, _band_rows(image.width, 1))
+        peak = max(float(np.asarray(image.crop(box)).max()) for box in boxes)
+    else:
+        peak = cast(tuple[float, float], image.getextrema())[1]  # single-band modes: one (low, high) pair
     if mode == "F" and peak <= 1.0:
         return 255.0
     return 255.0 / 65535.0 if peak > 255 else 1.0
@@ -233,7 +240,7 @@ def _band_rgb(
     if mode.startswith("I") or mode == "F":
         values = np.asarray(band, dtype=np.float32)
         band = Image.fromarray(np.clip(values * scale + 0.5, 0, 255).astype(np.uint8))
-    elif mode == "PA" or (mode == "P" and "transparency" in image.info):
+    elif mode == "PA" or "transparency" in image.info:  # a palette index or (L, RGB) a colour keyed transparent
         band = band.convert("RGBA")
     elif mode not in ("L", "RGB", "RGBA", "LA"):
         band = band.convert("RGB")

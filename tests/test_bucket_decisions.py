@@ -216,6 +216,13 @@ def test_a_result_name_that_would_not_fit_is_cut_and_hashed(unit, settings) -> N
     assert result_name(_event(name=name[:-1] + "x"), settings) != target  # the hash tells them apart
 
 
+def test_a_results_prefix_that_leaves_no_room_keeps_nothing_of_the_name() -> None:
+    """Cut to the longest prefix that fits, which is none: the folder and the hash alone."""
+    settings = Settings(results_prefix="p" * 1010 + "/")  # the whole name would take 1028 bytes
+    digest = hashlib.sha256(b"photos/a.jpg").hexdigest()[:32]
+    assert result_name(_event(), settings) == "p" * 1010 + f"/~{digest}.json"
+
+
 def test_marker_names_are_short_and_distinct() -> None:
     one = marker_name(_event(), SAME)
     assert one == (

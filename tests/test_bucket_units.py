@@ -266,6 +266,17 @@ def test_an_object_whose_analysis_keeps_failing_gets_an_error_result(client, gcs
     assert _marker(client, blob) is None
 
 
+def test_a_marker_with_a_malformed_count_counts_from_zero(client) -> None:
+    blob = _upload(client, "miscounted.png", b"miscounted")
+    planted = client.bucket(VERSIONED).blob(be.marker_name(_event(blob), Settings()))
+    planted.metadata = {"attempts": "many"}
+    planted.upload_from_string(b"", content_type="text/plain")
+    with pytest.raises(RuntimeError):
+        handle_event(_event(blob), Recorder(error=RuntimeError("once")), client)
+    marker = _marker(client, blob)
+    assert marker is not None and marker.metadata == {"attempts": "1"}
+
+
 def test_one_failure_is_retried_and_then_forgotten(client) -> None:
     blob = _upload(client, "flaky.png", b"flaky")
     with pytest.raises(RuntimeError):
@@ -302,3 +313,40 @@ def test_messages_and_log_fields_quote_at_most_a_bounded_part_of_the_input(gcs_l
     outcome = be.handle_delivery("t" * 300, None, "id-1", good, Recorder(), lambda: None)
     assert outcome == "skipped: not a finalized event"
     assert (gcs_log[-1].type, gcs_log[-1].event_id) == ("t" * 200, "id-1")
+
+
+def test_a_write_race_is_retried_for_four_rounds(client, monkeypatch) -> None:
+    """Each time just before this delivery writes its result, another writes a stale one (an older
+    generation's), so the write's precondition fails and the result is judged again: three lost rounds
+    still end in the result stored, a fourth fails the event (the platform redelivers it)."""
+    write = storage.Blob.upload_from_string
+    losses = {"left": 0}
+
+    def racing(blob: storage.Blob, data, **options):
+        if blob.name.startswith("results/rounds") and losses["left"]:
+            losses["left"] -= 1
+            other = client.bucket(VERSIONED).blob(blob.name)
+            other.metadata = {"source-generation": "1"}
+            write(other, b'{"stale": true}', content_type="application/json")
+        return write(blob, data, **options)
+
+    monkeypatch.setattr(storage.Blob, "upload_from_string", racing)
+    blob = _upload(client, "rounds-3.png", b"three")
+    losses["left"] = 3
+    assert handle_event(_event(blob), Recorder(), client) == "result stored"
+    assert losses["left"] == 0
+    assert _stored(client, "results/rounds-3.png.json")[0]["model"]["sha256"] == _sha(b"three")
+    blob = _upload(client, "rounds-4.png", b"four")
+    losses["left"] = 4
+    with pytest.raises(be.StorageRaceError, match="could not store the result"):
+        handle_event(_event(blob), Recorder(), client)
+    assert _stored(client, "results/rounds-4.png.json")[0] == {"stale": True}
+
+
+def test_storage_calls_retry_transient_failures_for_30_seconds() -> None:
+    """Past the deadline the event fails and the platform redelivers it (a 30-s outage is not waited out
+    in a test: the policy is read back instead)."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    assert be.STORAGE_RETRY.timeout == 30.0
+    assert be.STORAGE_RETRY._predicate is DEFAULT_RETRY._predicate  # the transient errors google retries

@@ -122,6 +122,50 @@ def _noise(width: int, height: int, channels: int = 3, seed: int = 1) -> np.ndar
     return ((ramp[..., None] + noise) % 256).astype(np.uint8).squeeze()
 
 
+def test_an_image_smaller_than_the_long_side_keeps_its_size() -> None:
+    decoded = decode_image(_save(Image.fromarray(_noise(64, 48)), "PNG"), **LIMITS, long_side=1280)
+    assert np.array_equal(decoded.rgb, _noise(64, 48))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "BMP"])  # in bands, and whole
+def test_an_image_twice_the_long_side_is_halved(fmt: str) -> None:
+    image = Image.fromarray(_noise(200, 120))
+    decoded = decode_image(_save(image, fmt), **LIMITS, long_side=100)
+    np.testing.assert_array_equal(decoded.rgb, np.asarray(image.reduce(2)))
+
+
+@pytest.mark.parametrize("depth", [8, 16])  # decoded in bands, and whole by Pillow
+def test_a_png_exif_chunk_that_cannot_be_parsed_is_ignored(depth: int) -> None:
+    from emotion import formats
+
+    pixels = _noise(48, 32, 1).astype(np.uint16) * 257 if depth == 16 else _noise(48, 32)
+    plain = _save(Image.fromarray(pixels), "PNG")
+    decoded = decode_image(plain[:33] + formats.png_chunk(b"eXIf", b"not a TIFF structure") + plain[33:], **LIMITS)
+    assert (decoded.width, decoded.height) == (48, 32)
+
+
+def test_an_image_wider_than_a_band_is_decoded_a_row_at_a_time() -> None:
+    """2^19 + 1 pixels a row: a band cannot hold one row, so each band is one row."""
+    width = (1 << 19) + 1
+    pixels = np.zeros((16, width, 3), dtype=np.uint8)
+    pixels[:, ::7] = (9, 99, 199)
+    decoded = decode_image(_save(Image.fromarray(pixels), "PNG"), **LIMITS)
+    np.testing.assert_array_equal(decoded.rgb, pixels)
+
+
+def test_a_png_exif_chunk_with_the_exif_header_is_read_too() -> None:
+    """PNG's eXIf chunk holds the TIFF structure; some writers put JPEG's "Exif\\0\\0" header before it."""
+    from emotion import formats
+
+    upright = _upright()
+    plain = _save(_stored(upright, 6), "PNG")
+    chunk = formats.png_chunk(b"eXIf", _exif(6).tobytes())
+    assert _exif(6).tobytes().startswith(b"Exif\x00\x00")
+    decoded = decode_image(plain[:33] + chunk + plain[33:], **LIMITS)
+    assert (decoded.width, decoded.height) == (48, 32)
+    np.testing.assert_array_equal(decoded.rgb, upright)
+
+
 @pytest.mark.parametrize(("mode", "long_side"), [("RGB", None), ("RGB", 300), ("RGBA", 256), ("L", None)])
 def test_a_png_of_several_bands_decodes_exactly(mode: str, long_side: int | None) -> None:
     pixels = _noise(1024, 1100, {"RGB": 3, "RGBA": 4, "L": 1}[mode])
@@ -149,21 +193,34 @@ def test_a_whole_image_of_several_bands_is_reduced_exactly(fmt: str, height: int
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(65535, 255), (30000, 117), (257 * 100, 100), (255, 255), (200, 200)],
+    # 65407 / 257 is 254.502: rounded up only when the range is divided by 65535 exactly
+    # 65406 / 257 is 254.498 (rounded down), 65000 * 255 / 65535 is 252.93
+    [
+        (65535, 255),
+        (65407, 255),
+        (65406, 254),
+        (65000, 253),
+        (30000, 117),
+        (257 * 100, 100),
+        (256, 1),
+        (255, 255),
+        (200, 200),
+    ],
 )
 def test_16_bit_gray_is_scaled_to_8_bits_when_it_uses_the_range(value: int, expected: int) -> None:
     """The brightest pixel decides: above 255 the whole 16-bit range maps to 0..255 (rounded), at or below
     it the values are already 8-bit ones."""
     pixels = np.full((20, 20), value, dtype=np.uint16)
     pixels[0, 0] = 0
-    for fmt in ("PNG", "TIFF"):
-        decoded = decode_image(_save(Image.fromarray(pixels), fmt), **LIMITS)
+    for fmt, data in (("PNG", pixels), ("TIFF", pixels), ("TIFF", pixels.astype(">u2"))):  # big-endian: I;16B
+        decoded = decode_image(_save(Image.fromarray(data), fmt), **LIMITS)
         assert decoded.rgb[5, 5].tolist() == [expected] * 3, fmt
         assert decoded.rgb[0, 0].tolist() == [0, 0, 0]
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(1.0, 255), (0.5, 128), (0.2, 51), (100.0, 100), (2.0, 2), (32768.0, 128), (70000.0, 255)]
+    ("value", "expected"),
+    [(1.0, 255), (0.998, 254), (0.5, 128), (0.2, 51), (100.0, 100), (2.0, 2), (32768.0, 128), (70000.0, 255)],
 )
 def test_float_gray_in_0_to_1_is_scaled_and_above_is_taken_as_8_bit(value: float, expected: int) -> None:
     pixels = np.full((20, 20), value, dtype=np.float32)
@@ -182,6 +239,31 @@ def test_a_transparent_palette_index_is_composited_onto_white(fmt: str) -> None:
     assert decoded.rgb[:, :10].tolist() == [[[255, 255, 255]] * 10] * 20
     assert decoded.rgb[:, 10:].tolist() == [[[200, 0, 0]] * 10] * 20
     opaque = decode_image(_save(image, fmt), **LIMITS)
+    assert opaque.rgb[:, :10].max() == 0
+
+
+def test_a_palette_image_with_alpha_is_composited_onto_white() -> None:
+    """A PA TIFF (palette indices and an alpha channel): index 0 fully transparent on the left half."""
+    indices = np.zeros((20, 20), dtype=np.uint8)
+    indices[:, 10:] = 1
+    palette = Image.fromarray(indices, "P")
+    palette.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
+    image = palette.convert("PA")
+    image.putalpha(Image.fromarray((indices * 255).astype(np.uint8), "L"))
+    decoded = decode_image(_save(image, "TIFF"), **LIMITS)
+    assert decoded.rgb[:, :10].tolist() == [[[255, 255, 255]] * 10] * 20
+    assert decoded.rgb[:, 10:].tolist() == [[[200, 0, 0]] * 10] * 20
+
+
+@pytest.mark.parametrize(("mode", "key", "colour"), [("RGB", (0, 0, 0), (200, 0, 0)), ("L", 0, 200)])
+def test_a_transparent_colour_key_is_composited_onto_white(mode: str, key, colour) -> None:
+    """A PNG without alpha whose tRNS chunk names one colour transparent: that colour becomes white."""
+    pixels = np.zeros((20, 20, 3) if mode == "RGB" else (20, 20), dtype=np.uint8)
+    pixels[:, 10:] = colour
+    decoded = decode_image(_save(Image.fromarray(pixels, mode), "PNG", transparency=key), **LIMITS)
+    assert decoded.rgb[:, :10].tolist() == [[[255, 255, 255]] * 10] * 20
+    assert decoded.rgb[:, 10:].tolist() == [[list(np.broadcast_to(colour, 3))] * 10] * 20
+    opaque = decode_image(_save(Image.fromarray(pixels, mode), "PNG"), **LIMITS)
     assert opaque.rgb[:, :10].max() == 0
 
 
@@ -279,6 +361,10 @@ def test_run_length_coded_bmps_are_read_up_to_their_byte_limit() -> None:
     height = 1_000_000 // (2 * width + 2) + 1  # just over 1 MB
     with pytest.raises(ImageTooLargeError, match="run-length coded BMPs are read up to 1000000 bytes"):
         decode_image(_rle8_bmp(width, height), **LIMITS)
+    small = _rle8_bmp(40, 30)  # padded after its end-of-bitmap code: the limit counts the file's bytes
+    assert decode_image(small + bytes(1_000_000 - len(small)), **LIMITS).rgb.shape == (30, 40, 3)
+    with pytest.raises(ImageTooLargeError, match="run-length coded BMPs are read up to 1000000 bytes"):
+        decode_image(small + bytes(1_000_001 - len(small)), **LIMITS)
 
 
 def test_damaged_png_image_data_is_corrupt() -> None:
@@ -306,15 +392,19 @@ def test_truncated_image_data_is_corrupt_not_a_crash(fmt: str) -> None:
         decode_image(data[: len(data) * 2 // 3], **LIMITS)
 
 
+#: The band conversion's buffers (decode.BAND_BYTES written out: a band of 2^19 pixels in RGBA, 3 copies).
+BAND_BYTES = (1 << 19) * 4 * 3
+
+
 def _budget_cases() -> list[tuple[str, bytes, int]]:
     """Files and what their decode is estimated to need: the frame (bytes a pixel by mode), what the decoder
     keeps besides (WebP 12 bytes a pixel, PNG 1, a run-length BMP's bytearray 1) and the band buffers."""
     from emotion import formats
-    from emotion.decode import BAND_BYTES
 
     w, h = 40, 30
     gray = Image.fromarray(_noise(w, h, 1))
     tiff = _save(gray.convert("RGB"), "TIFF")
+    tiff16 = _save(Image.fromarray((_noise(w, h, 1).astype(np.uint16) * 257).astype(">u2")), "TIFF")  # I;16B
     palette = gray.convert("P")
     return [
         ("BMP L", _save(gray, "BMP"), w * h * 1 + BAND_BYTES),
@@ -328,13 +418,18 @@ def _budget_cases() -> list[tuple[str, bytes, int]]:
         ("JPEG", _save(gray.convert("RGB"), "JPEG"), w * h * 4 + BAND_BYTES),
         ("JPEG L", _save(gray, "JPEG"), w * h * 1 + BAND_BYTES),
         ("TIFF", tiff, w * h * 4 + formats.check_tiff(tiff).strip_bytes + len(tiff) + BAND_BYTES),
+        (
+            "TIFF 16-bit big-endian",
+            tiff16,
+            w * h * 2 + formats.check_tiff(tiff16).strip_bytes + len(tiff16) + BAND_BYTES,
+        ),
         # an 8-bit PNG in bands of 13,107 rows (2^19 px / 40) plus the row above: 5 copies of the raw rows
         # (a filter byte and 3 bytes a pixel) and the decoded band (4 bytes a pixel)
         ("PNG bands", _save(gray.convert("RGB"), "PNG"), 13_108 * (1 + w * 3) * 5 + 13_108 * w * 4),
     ]
 
 
-@pytest.mark.parametrize("case", range(12))
+@pytest.mark.parametrize("case", range(13))
 def test_the_decode_budget_refuses_exactly_above_the_estimate(case: int) -> None:
     name, data, needed = _budget_cases()[case]
     assert decode_image(data, **LIMITS, max_decode_bytes=needed).rgb.shape == (30, 40, 3), name
@@ -351,6 +446,9 @@ def test_a_progressive_jpeg_is_refused_when_its_coefficients_are_over_the_budget
     coefficients = formats.check_jpeg(data).coefficient_bytes
     with pytest.raises(ImageTooLargeError, match="a progressive 400x300 JPEG"):
         decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients - 1)
+    with pytest.raises(ImageTooLargeError) as exactly:  # the coefficients fit: the band buffers do not
+        decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients)
+    assert "this 400x300 RGB JPEG" in str(exactly.value), exactly.value
     assert decode_image(data, **LIMITS, long_side=50, max_decode_bytes=coefficients + 10_000_000).width == 400
 
 
@@ -359,6 +457,14 @@ def test_32_bit_gray_beyond_16_bits_is_clipped_not_wrapped() -> None:
     pixels[0, 0] = 0
     decoded = decode_image(_save(Image.fromarray(pixels, "I"), "TIFF"), **LIMITS)
     assert decoded.rgb[5, 5].tolist() == [255] * 3 and decoded.rgb[0, 0].tolist() == [0] * 3
+
+
+@pytest.mark.parametrize(("mode", "dtype"), [("I", np.int32), ("F", np.float32)])
+def test_negative_gray_is_clipped_to_black_not_wrapped(mode: str, dtype: type) -> None:
+    pixels: np.ndarray = np.full((20, 20), 200, dtype=dtype)
+    pixels[0, 0] = -5
+    decoded = decode_image(_save(Image.fromarray(pixels, mode), "TIFF"), **LIMITS)
+    assert decoded.rgb[0, 0].tolist() == [0] * 3 and decoded.rgb[5, 5].tolist() == [200] * 3
 
 
 def test_an_orientation_that_is_not_a_number_is_ignored() -> None:
@@ -380,4 +486,9 @@ def test_png_image_data_that_ends_early_is_truncated() -> None:
     data = base[:33] + formats.png_chunk(b"IDAT", half) + formats.png_chunk(b"IEND", b"")
     with pytest.raises(CorruptImageError) as refused:
         decode_image(data, **LIMITS)
+    assert str(refused.value) == "the PNG's image data ends early (truncated)"
+    rows = zlib.compress(b"".join(b"\x00" + bytes(64 * 3) for _ in range(64)))
+    cut = base[:33] + formats.png_chunk(b"IDAT", rows[: len(rows) // 2]) + formats.png_chunk(b"IEND", b"")
+    with pytest.raises(CorruptImageError) as refused:  # a stream cut in the middle: no end, no more data
+        decode_image(cut, **LIMITS)
     assert str(refused.value) == "the PNG's image data ends early (truncated)"

@@ -134,6 +134,8 @@ def test_stray_bytes_restart_markers_and_stuffing_are_skipped() -> None:
     # after the scan: stuffed FF 00 and restart markers are entropy data, then a second frame is ignored
     tail = scan[:-2] + b"\xff\x00\xff\xd3" + b"\xff\xc0\x00\x0b\x08\x00\x10\x00\x10\x01\x01\x11\x00" + b"\xff\xd9"
     assert formats.check_jpeg(soi + head + tail).width == 65
+    # stray bytes to the end of the file (no EOI, no further marker): the walk ends there
+    assert formats.check_jpeg(soi + head + b"junk").width == 65
 
 
 def test_the_end_of_image_stops_the_walk() -> None:
@@ -150,8 +152,12 @@ def test_the_end_of_image_stops_the_walk() -> None:
         (lambda soi, head, scan: soi + b"\xff\xc0\x00\x07\x08\x00\x10\x00\x10\x00", "frame header is truncated"),
         (lambda soi, head, scan: soi + b"\xff\xc0\x00\x0b\x08\x00\x10\x00\x10\x02\x01\x11\x00", "truncated"),
         (lambda soi, head, scan: soi + b"\xff\xc0\x00\x08\x08\x00\x10\x00\x10\x00", "truncated"),
+        # two components declared, the second one byte short (11 of 12 bytes)
+        (lambda soi, head, scan: soi + b"\xff\xc0\x00\x0d\x08\x00\x10\x00\x10\x02\x01\x11\x00\x02\x11", "truncated"),
         (lambda soi, head, scan: soi + b"\xff\xe0", "no frame header"),
         (lambda soi, head, scan: soi + b"\xff\xe0\x00", "no frame header"),
+        # a second SOI is no marker without a length (only RSTn and TEM are): its "length" runs past the end
+        (lambda soi, head, scan: soi + soi + head + scan, "no frame header"),
     ],
 )
 def test_broken_jpeg_structure_is_corrupt(damage, message: str) -> None:
@@ -163,6 +169,13 @@ def test_a_frame_with_zero_sampling_counts_as_one() -> None:
     frame = b"\xff\xc0\x00\x11\x08\x00\x31\x00\x41\x03" + b"\x01\x00\x00\x02\x00\x01\x03\x00\x01"
     info = formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9")
     assert (info.width, info.height, info.coefficient_bytes) == (65, 49, 3 * 9 * 7 * 128)
+    # a vertical factor of 3 (odd, so every bit of it counts): Y 1x3 is 9 x 7 blocks (ceil(49 * 3 / 24)),
+    # Cb and Cr 1x1 are 9 x 3 each
+    frame = b"\xff\xc0\x00\x11\x08\x00\x31\x00\x41\x03" + b"\x01\x13\x00\x02\x11\x01\x03\x11\x01"
+    assert formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9").coefficient_bytes == (9 * 7 + 2 * 9 * 3) * 128
+    # a zero factor beside a component's factor of 1: Y 1x1, Cb (1, 0) and Cr (0, 1) are 1x1 too
+    frame = b"\xff\xc0\x00\x11\x08\x00\x31\x00\x41\x03" + b"\x01\x11\x00\x02\x10\x01\x03\x01\x01"
+    assert formats.check_jpeg(b"\xff\xd8" + frame + b"\xff\xd9").coefficient_bytes == 3 * 9 * 7 * 128
 
 
 # --- PNG -----------------------------------------------------------------------------------------
@@ -300,6 +313,15 @@ def test_missing_pieces_are_corrupt() -> None:
         formats.read_png(data[:8] + palette_ihdr + _after_ihdr(data))
 
 
+def test_the_chunk_walk_reads_a_chunk_header_that_ends_the_file() -> None:
+    """Eight bytes left make a chunk header (a zero-length IDAT without its CRC: damaged); seven do not."""
+    data = _png()
+    without_end = data[: -len(_chunk(b"IEND"))]
+    with pytest.raises(CorruptImageError, match="IDAT chunk is damaged"):
+        formats.read_png(without_end + b"\x00\x00\x00\x00IDAT")
+    assert formats.read_png(without_end + b"\x00\x00\x00\x00IDA").width == formats.read_png(data).width
+
+
 # --- TIFF ----------------------------------------------------------------------------------------
 
 
@@ -332,6 +354,12 @@ def test_tiff_strip_and_tile_bytes(order: str) -> None:
     assert only_width.strip_bytes == 10 * 1000
 
 
+def test_a_tile_length_without_a_tile_width_is_no_tiled_tiff() -> None:
+    """Both tile tags make a tiled TIFF; a tile length alone is ignored and the strips are counted."""
+    info = formats.check_tiff(_tiff([(256, 4, 1, 1000), (257, 4, 1, 700), (278, 4, 1, 16), (323, 4, 1, 64)]))
+    assert info.strip_bytes == 16 * 1000
+
+
 def test_a_pillow_tiff_is_read() -> None:
     info = formats.check_tiff(_save(Image.new("RGB", (65, 49)), "TIFF"))
     assert (info.width, info.height, info.strip_bytes) == (65, 49, 49 * 65 * 3)
@@ -360,6 +388,8 @@ def test_truncated_tiffs_are_corrupt() -> None:
         formats.check_tiff(b"II*\x00\x08\x00\x00")
     with pytest.raises(CorruptImageError, match="past the end"):
         formats.check_tiff(b"II*\x00" + struct.pack("<I", 8) + b"\x00")
+    with pytest.raises(CorruptImageError, match="past the end"):  # 8 bytes: the whole header, no directory
+        formats.check_tiff(b"II*\x00" + struct.pack("<I", 8))
     formats.check_tiff(b"II*\x00" + struct.pack("<I", 8) + b"\x00\x00")  # an empty directory, exactly at the end
     whole = _tiff([(256, 4, 1, 10), (257, 4, 1, 10)])
     with pytest.raises(CorruptImageError, match="directory is truncated"):
@@ -379,6 +409,10 @@ def test_the_webp_exif_size_is_noted_past_odd_chunks() -> None:
     assert formats.check_webp(_riff([(b"VP8X", b"x" * 10), (b"ICCP", b"abc"), (b"EXIF", b"e" * 7)])).exif_bytes == 7
     assert formats.check_webp(_riff([(b"VP8 ", b"x" * 10)])).exif_bytes == 0
     assert formats.check_webp(_save(Image.new("RGB", (20, 20)), "WEBP", exif=b"Exif\x00\x00" + b"\x00" * 8)).exif_bytes
+
+
+def test_seven_bytes_after_the_last_webp_chunk_are_no_chunk() -> None:
+    assert formats.check_webp(_riff([(b"EXIF", b"ab")]) + b"EXIF\x00\x00\x00").exif_bytes == 2
 
 
 def test_the_webp_chunk_limit_is_exact() -> None:

@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import logging
+import types
 from collections.abc import Callable
 
 import flask
@@ -131,6 +132,8 @@ def test_json_base64_plain_data_url_and_wrapped(client, png: bytes) -> None:
         (b'{"image_base64": "iVBORw0KGgo"}', "not valid base64"),  # bad padding
         ('{"image_base64": "\u00e9t\u00e9"}'.encode(), "not valid base64"),
         (b'{"image_base64": "data:image/png;base64,!!!!"}', "not valid base64"),
+        (b'{"image_base64": "x,iVBORw0KGgo="}', "not valid base64"),  # a comma, but no data URL
+        (b'{"image_base64": "data:iVBORw0KGgo="}', "not valid base64"),  # data:, but no comma
         (b'{"image_base64": 12}', 'needs a string field "image_base64"'),
         (b'{"image": "iVBORw0KGgo="}', 'needs a string field "image_base64"'),
         (b'["image_base64"]', 'needs a string field "image_base64"'),
@@ -200,6 +203,21 @@ def test_a_form_of_too_many_parts_says_so() -> None:
     form = {f"f{i}": "x" for i in range(1001)}
     _error(client.post("/", data=form, content_type="multipart/form-data"), 413, "image_too_large",
            "the multipart form has more than 1000 parts")  # fmt: skip
+
+
+def test_a_form_of_too_many_parts_at_exactly_the_cap_says_so() -> None:
+    """A body of exactly the cap is within it: too many parts is what is wrong with it."""
+    limit = 200_000
+    boundary = "b0undary"
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(1001))
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="pad"\r\n\r\n'
+    end = f"\r\n{parts}--{boundary}--\r\n"
+    pad = limit + MULTIPART_OVERHEAD - len(head) - len(end)
+    body = (head + "p" * pad + end).encode()
+    assert len(body) == limit + MULTIPART_OVERHEAD
+    client = _client(Analyzer(Settings(max_image_bytes=limit)))
+    response = client.post("/", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    _error(response, 413, "image_too_large", "the multipart form has more than 1000 parts")
 
 
 @pytest.mark.parametrize(
@@ -284,3 +302,14 @@ def test_each_request_is_logged_with_its_method_status_and_milliseconds(
     assert [(r["method"], r["status"]) for r in lines] == [("POST", 200), ("OPTIONS", 204)]
     assert lines[0]["ms"] >= 1.0  # an analysis takes milliseconds, not microseconds
     assert lines[0]["ms"] == round(lines[0]["ms"], 1)
+
+
+def test_the_logged_time_is_in_milliseconds(client, caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    """Timed from the request's start to its end, in milliseconds to a tenth: 62.5 ms on a clock read as
+    10 s and then 10.0625 s (both exact in binary)."""
+    readings = iter([10.0, 10.0625])
+    monkeypatch.setattr("emotion.http_api.time", types.SimpleNamespace(perf_counter=lambda: next(readings)))
+    with caplog.at_level(logging.INFO, logger="emotion.http"):
+        client.options("/")
+    (line,) = [vars(r) for r in caplog.records if r.getMessage() == "request"]
+    assert line["ms"] == 62.5

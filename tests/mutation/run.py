@@ -156,6 +156,7 @@ def _equivalents(config: dict, module: str) -> list[dict]:
 def _matches(entry: dict, mutant: Mutant) -> bool:
     return (
         entry["line"] == mutant.before
+        and entry.get("row", mutant.line) == mutant.line
         and entry.get("mutated", mutant.after) == mutant.after
         and entry.get("operator", mutant.operator) in (mutant.operator, mutant.operator.removeprefix("core/"))
     )
@@ -336,7 +337,9 @@ def _write(results: dict[str, dict], out: Path, config: dict) -> None:
     table = "\n".join(rows) + "\n"
     survivors = [f"- `{s['module']}` {line}" for _, s in sorted(scores.items()) for line in s["surviving"]]
     equivalents = [
-        f"- `emotion/{e['module']}.py` `{e['line']}`"
+        f"- `emotion/{e['module']}.py`"
+        + (f" L{e['row']}" if "row" in e else "")
+        + f" `{e['line']}`"
         + (f" -> `{e['mutated']}`" if "mutated" in e else "")
         + f": {' '.join(e['reason'].split())}"
         for e in sorted(config.get("equivalent", []), key=lambda e: e["module"])
