@@ -262,3 +262,26 @@ def test_a_broken_card_is_a_model_error(model_copy, text, message: str) -> None:
     card.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ModelError, match=message):
         read_model_info(path)
+
+
+def test_an_interpreter_runs_on_the_calling_thread_alone() -> None:
+    """Requests already run on threads of their own: a network that started a thread pool of its own (as
+    LiteRT does for ``num_threads`` above 1) would take the CPU of the other requests. Counted in a fresh
+    process, where no other test's threads come and go."""
+    script = """
+import os
+import numpy as np
+from emotion.classifier import DEFAULT_MODEL
+from emotion.litert import load_interpreter
+before = len(os.listdir("/proc/self/task"))
+interpreter = load_interpreter(DEFAULT_MODEL)
+(tensor,) = interpreter.get_input_details()
+interpreter.resize_tensor_input(tensor["index"], [1, 48, 48, 1])
+interpreter.allocate_tensors()
+interpreter.set_tensor(tensor["index"], np.zeros((1, 48, 48, 1), np.float32))
+interpreter.invoke()
+print(before, len(os.listdir("/proc/self/task")))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    before, after = map(int, out.stdout.split())
+    assert after == before
