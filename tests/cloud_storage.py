@@ -16,12 +16,40 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
+from google.cloud import storage
 
 from bench.servers import free_port, stop
+
+
+def upload(
+    client: storage.Client, bucket: str, name: str, data: bytes, content_type: str, **properties: str
+) -> storage.Blob:
+    """Store an object as an uploader would, with any blob properties (``content_encoding``, ...) set first."""
+    blob = client.bucket(bucket).blob(name)
+    for key, value in properties.items():
+        setattr(blob, key, value)
+    blob.upload_from_string(data, content_type=content_type)
+    return blob
+
+
+def event_data(blob: storage.Blob, **overrides: object) -> dict[str, Any]:
+    """The ``data`` of the finalized event Cloud Storage sends for ``blob``, with fields overridden."""
+    data: dict[str, Any] = {
+        "bucket": blob.bucket.name,
+        "name": blob.name,
+        "generation": str(blob.generation),
+        "contentType": blob.content_type,
+        "size": str(blob.size),
+        "timeCreated": datetime.now(UTC).isoformat(),
+    }
+    return data | overrides
+
 
 #: Cloud Storage's object name limit, in bytes of UTF-8.
 MAX_NAME_BYTES = 1024

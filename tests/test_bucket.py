@@ -36,7 +36,7 @@ pytest.importorskip(
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from .cloud_storage import cloud_storage
+from .cloud_storage import cloud_storage, event_data, upload
 
 EVENT_TYPE = "google.cloud.storage.object.v1.finalized"
 BUCKET = "uploads"  # versioned: old generations stay readable
@@ -148,23 +148,7 @@ def shared(storage_url: str, client: storage.Client) -> Iterator[Function]:
 def _upload(
     client: storage.Client, name: str, data: bytes, content_type: str, bucket: str = BUCKET, **properties: str
 ) -> storage.Blob:
-    blob = client.bucket(bucket).blob(name)
-    for key, value in properties.items():
-        setattr(blob, key, value)
-    blob.upload_from_string(data, content_type=content_type)
-    return blob
-
-
-def _event_data(blob: storage.Blob, **overrides: object) -> dict:
-    data = {
-        "bucket": blob.bucket.name,
-        "name": blob.name,
-        "generation": str(blob.generation),
-        "contentType": blob.content_type,
-        "size": str(blob.size),
-        "timeCreated": datetime.now(UTC).isoformat(),
-    }
-    return data | overrides
+    return upload(client, bucket, name, data, content_type, **properties)
 
 
 def _stored(client: storage.Client, name: str, bucket: str = BUCKET) -> dict[str, Any] | None:
@@ -191,7 +175,7 @@ def _gray(level: int, size: int = 64) -> bytes:
 def test_upload_then_event_stores_a_result(function, client, astronaut_jpeg, structured, validate_result) -> None:
     name = f"photos/{'s' if structured else 'b'}/astronaut.jpg"
     blob = _upload(client, name, astronaut_jpeg, "image/jpeg")
-    assert function.deliver_twice(_event_data(blob), structured=structured) == [
+    assert function.deliver_twice(event_data(blob), structured=structured) == [
         "result stored",
         "skipped: result already stored",
     ]
@@ -207,7 +191,7 @@ def test_upload_then_event_stores_a_result(function, client, astronaut_jpeg, str
 
 def test_a_repeated_event_does_not_write_a_second_result(function, client) -> None:
     blob = _upload(client, "again.png", _gray(90), "image/png")
-    data = _event_data(blob)
+    data = event_data(blob)
     assert function.send(data).status_code == 200
     first = client.bucket(BUCKET).get_blob("results/again.png.json")
     for structured in (False, True):
@@ -221,13 +205,13 @@ def test_a_new_generation_replaces_an_older_result_and_a_late_old_event_does_not
     function, client, astronaut_jpeg
 ) -> None:
     old = _upload(client, "replaced.jpg", encode(np.full((40, 40, 3), 90, np.uint8), "JPEG"), "image/jpeg")
-    assert function.send(_event_data(old)).status_code == 200
+    assert function.send(event_data(old)).status_code == 200
     new = _upload(client, "replaced.jpg", astronaut_jpeg, "image/jpeg")
-    function.deliver_twice(_event_data(new))
+    function.deliver_twice(event_data(new))
     result = _result(client, "replaced.jpg")
     assert result["source"]["generation"] == str(new.generation) and result["dominant_emotion"] == "happy"
     # late redeliveries of the old generation must not overwrite the newer result
-    assert function.deliver_twice(_event_data(old))[-2:] == ["skipped: a newer generation's result is stored"] * 2
+    assert function.deliver_twice(event_data(old))[-2:] == ["skipped: a newer generation's result is stored"] * 2
     assert _result(client, "replaced.jpg")["source"]["generation"] == str(new.generation)
 
 
@@ -237,7 +221,7 @@ def test_result_objects_are_never_analyzed(function, client) -> None:
         ("results/sneaky.jpg", b"\xff\xd8\xff", "image/jpeg"),
     ):
         blob = _upload(client, name, data, content_type)
-        assert function.deliver_twice(_event_data(blob)) == ["skipped: a result object"] * 2
+        assert function.deliver_twice(event_data(blob)) == ["skipped: a result object"] * 2
     assert [b.name for b in client.list_blobs(BUCKET, prefix="results/results/")] == []
 
 
@@ -247,7 +231,7 @@ def test_result_objects_are_never_analyzed(function, client) -> None:
 )
 def test_non_image_objects_are_skipped(function, client, name, content_type) -> None:
     blob = _upload(client, name, b"hello", content_type)
-    assert function.deliver_twice(_event_data(blob)) == ["skipped: not an image"] * 2
+    assert function.deliver_twice(event_data(blob)) == ["skipped: not an image"] * 2
     assert _stored(client, name) is None
 
 
@@ -259,14 +243,14 @@ def test_a_generic_type_with_an_image_name_or_an_upper_case_type_is_analyzed(
     function, client, astronaut_jpeg, name, content_type
 ) -> None:
     blob = _upload(client, name, astronaut_jpeg, "application/octet-stream")
-    data = _event_data(blob, contentType=content_type)
+    data = event_data(blob, contentType=content_type)
     assert function.deliver_twice(data) == ["result stored", "skipped: result already stored"]
     assert _result(client, name)["dominant_emotion"] == "happy"
 
 
 def test_a_corrupt_image_gets_an_error_result(function, client, astronaut_jpeg, validate_error) -> None:
     blob = _upload(client, "broken.jpg", astronaut_jpeg[:500], "image/jpeg")
-    assert function.deliver_twice(_event_data(blob)) == ["error result stored", "skipped: result already stored"]
+    assert function.deliver_twice(event_data(blob)) == ["error result stored", "skipped: result already stored"]
     body = validate_error(_result(client, "broken.jpg"), "corrupt_image")
     assert body["source"]["name"] == "broken.jpg"
     assert function.logs(object="broken.jpg", message="error result stored")[0]["code"] == "corrupt_image"
@@ -274,7 +258,7 @@ def test_a_corrupt_image_gets_an_error_result(function, client, astronaut_jpeg, 
 
 def test_an_object_over_the_size_limit_gets_an_error_result_without_download(function, client, validate_error) -> None:
     blob = _upload(client, "huge.png", b"\x89PNG", "image/png")
-    outcomes = function.deliver_twice(_event_data(blob, size=str(50_000_000)))
+    outcomes = function.deliver_twice(event_data(blob, size=str(50_000_000)))
     assert outcomes == ["error result stored", "skipped: result already stored"]
     body = validate_error(_result(client, "huge.png"), "image_too_large")
     assert body["error"]["message"] == "the object is 50000000 bytes; the limit is 20000000"
@@ -283,7 +267,7 @@ def test_an_object_over_the_size_limit_gets_an_error_result_without_download(fun
 def test_the_download_is_capped_by_bytes_received_not_by_the_event(function, client, validate_error) -> None:
     """An event that understates the size (or an object replaced under it) still cannot fill memory."""
     blob = _upload(client, "understated.jpg", os.urandom(20_000_001), "image/jpeg")
-    outcomes = function.deliver_twice(_event_data(blob, size="1000"))
+    outcomes = function.deliver_twice(event_data(blob, size="1000"))
     assert outcomes == ["error result stored", "skipped: result already stored"]
     body = validate_error(_result(client, "understated.jpg"), "image_too_large")
     assert body["error"]["message"] == "the object is over the limit of 20000000 bytes"
@@ -298,7 +282,7 @@ def test_a_missing_object_is_dropped(function, client) -> None:
 
 def test_old_events_are_dropped(function, client, astronaut_jpeg) -> None:
     blob = _upload(client, "late.jpg", astronaut_jpeg, "image/jpeg")
-    outcomes = function.deliver_twice(_event_data(blob), time=datetime.now(UTC) - timedelta(days=3))
+    outcomes = function.deliver_twice(event_data(blob), time=datetime.now(UTC) - timedelta(days=3))
     assert outcomes == ["skipped: event too old"] * 2
     assert _stored(client, "late.jpg") is None
 
@@ -309,18 +293,18 @@ def test_old_events_are_dropped(function, client, astronaut_jpeg) -> None:
 def test_an_overwritten_objects_old_event_analyzes_the_old_bytes(function, client, astronaut_jpeg) -> None:
     old = _upload(client, "pinned.jpg", astronaut_jpeg, "image/jpeg")
     new = _upload(client, "pinned.jpg", encode(np.full((64, 64, 3), 90, np.uint8), "JPEG"), "image/jpeg")
-    assert function.deliver_twice(_event_data(old)) == ["result stored", "skipped: result already stored"]
+    assert function.deliver_twice(event_data(old)) == ["result stored", "skipped: result already stored"]
     result = _result(client, "pinned.jpg")
     assert result["source"]["generation"] == str(old.generation)
     assert result["dominant_emotion"] == "happy" and result["faces"][0]["detection"] == "face"  # the old bytes
-    assert function.send(_event_data(new)).status_code == 200
+    assert function.send(event_data(new)).status_code == 200
     assert _result(client, "pinned.jpg")["faces"][0]["detection"] == "whole_image"
 
 
 def test_an_overwritten_generation_in_an_unversioned_bucket_is_skipped(function, client) -> None:
     old = _upload(client, "overwritten.png", _gray(60), "image/png", bucket=PLAIN)
     _upload(client, "overwritten.png", _gray(120), "image/png", bucket=PLAIN)
-    assert function.deliver_twice(_event_data(old)) == ["skipped: object no longer exists"] * 2
+    assert function.deliver_twice(event_data(old)) == ["skipped: object no longer exists"] * 2
     assert _stored(client, "overwritten.png", PLAIN) is None
 
 
@@ -333,7 +317,7 @@ def test_a_source_name_too_long_for_its_result_gets_a_short_result_name(function
     name = stem + ".png"[: 1024 - len(stem.encode())]
     assert 1012 <= len(name.encode()) <= 1024
     blob = _upload(client, name, _gray(80), "image/png")
-    assert function.deliver_twice(_event_data(blob)) == ["result stored", "skipped: result already stored"]
+    assert function.deliver_twice(event_data(blob)) == ["result stored", "skipped: result already stored"]
     target = function.logs(object=name, message="result stored")[0]["result"]
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
     assert target.startswith(f"results/long-{unit}/") and target.endswith(f"~{digest}.json")
@@ -357,7 +341,7 @@ def test_the_storage_server_refuses_names_over_1024_bytes(client) -> None:
 def test_a_gzip_encoded_image_is_inflated_and_analyzed(function, client, astronaut_jpeg) -> None:
     blob = _upload(client, "zipped.jpg", gzip.compress(astronaut_jpeg), "image/jpeg", content_encoding="gzip")
     assert blob.size < len(astronaut_jpeg)
-    assert function.deliver_twice(_event_data(blob)) == ["result stored", "skipped: result already stored"]
+    assert function.deliver_twice(event_data(blob)) == ["result stored", "skipped: result already stored"]
     assert _result(client, "zipped.jpg")["dominant_emotion"] == "happy"
 
 
@@ -375,9 +359,9 @@ def test_a_gzip_bomb_gets_an_error_result_without_inflating_it_in_memory(functio
     bomb = gzip.compress(bytes(200_000_000), compresslevel=6)  # 200 MB of zeros in about 200 KB
     blob = _upload(client, "bomb.png", bomb, "image/png", content_encoding="gzip")
     warm = _upload(client, "bomb-warm-up.png", gzip.compress(_gray(20)), "image/png", content_encoding="gzip")
-    assert function.send(_event_data(warm)).status_code == 200  # the first event's imports are not the bomb's
+    assert function.send(event_data(warm)).status_code == 200  # the first event's imports are not the bomb's
     before = _peak_rss_mb(function.process.pid)
-    assert function.deliver_twice(_event_data(blob)) == ["error result stored", "skipped: result already stored"]
+    assert function.deliver_twice(event_data(blob)) == ["error result stored", "skipped: result already stored"]
     body = validate_error(_result(client, "bomb.png"), "image_too_large")
     assert "inflates to more than 20000000 bytes" in body["error"]["message"]
     assert _peak_rss_mb(function.process.pid) - before < 100  # the 200 MB never existed at once
@@ -385,7 +369,7 @@ def test_a_gzip_bomb_gets_an_error_result_without_inflating_it_in_memory(functio
 
 def test_a_jpeg_labelled_gzip_is_analyzed_as_stored(function, client, astronaut_jpeg) -> None:
     blob = _upload(client, "mislabelled.jpg", astronaut_jpeg, "image/jpeg", content_encoding="gzip")
-    assert function.deliver_twice(_event_data(blob)) == ["result stored", "skipped: result already stored"]
+    assert function.deliver_twice(event_data(blob)) == ["result stored", "skipped: result already stored"]
     assert _result(client, "mislabelled.jpg")["dominant_emotion"] == "happy"
 
 
@@ -408,7 +392,7 @@ def test_a_planted_result_is_replaced_not_trusted(function, client, claimed, war
     planted = client.bucket(BUCKET).blob(f"results/{name}.json")
     planted.metadata = {"source-generation": claimed}
     planted.upload_from_string(b'{"faces": []}', content_type="application/json")
-    assert function.deliver_twice(_event_data(blob)) == ["result stored", "skipped: result already stored"]
+    assert function.deliver_twice(event_data(blob)) == ["result stored", "skipped: result already stored"]
     assert [e["message"] for e in function.logs(object=name, severity="WARNING")] == [warning]
     assert _result(client, name)["source"]["generation"] == str(blob.generation)
 
@@ -428,7 +412,7 @@ def test_other_event_types_are_acknowledged_and_logged(function, client, event_t
     blob = _upload(client, f"types/{event_type}.png", _gray(50), "image/png")
     for _ in range(2):
         event_id = uuid.uuid4().hex
-        assert function.send(_event_data(blob), event_type=event_type, event_id=event_id).status_code == 200
+        assert function.send(event_data(blob), event_type=event_type, event_id=event_id).status_code == 200
         [line] = function.logs(event_id=event_id)
         assert (line["message"], line["type"]) == ("skipped: not a finalized event", event_type)
     assert _stored(client, blob.name) is None
@@ -463,7 +447,7 @@ def test_a_time_that_is_not_a_string_falls_back_to_time_created(function, client
         "source": f"//storage.googleapis.com/projects/_/buckets/{BUCKET}",
         "time": 12345,
         "datacontenttype": "application/json",
-        "data": _event_data(blob, timeCreated=datetime.now(UTC).replace(tzinfo=None).isoformat()),  # naive
+        "data": event_data(blob, timeCreated=datetime.now(UTC).replace(tzinfo=None).isoformat()),  # naive
     }
     for _ in range(2):
         response = requests.post(
@@ -483,7 +467,7 @@ def test_results_from_two_buckets_sharing_a_results_bucket_do_not_collide(shared
     one = _upload(client, "collide.jpg", astronaut_jpeg, "image/jpeg", bucket=BUCKET)
     two = _upload(client, "collide.jpg", encode(np.full((64, 64, 3), 90, np.uint8), "JPEG"), "image/jpeg", bucket=MORE)
     for blob in (one, two):
-        assert shared.deliver_twice(_event_data(blob)) == ["result stored", "skipped: result already stored"]
+        assert shared.deliver_twice(event_data(blob)) == ["result stored", "skipped: result already stored"]
     first = json.loads(client.bucket(RESULTS).blob(f"results/{BUCKET}/collide.jpg.json").download_as_bytes())
     second = json.loads(client.bucket(RESULTS).blob(f"results/{MORE}/collide.jpg.json").download_as_bytes())
     assert first["source"] == {"bucket": BUCKET, "name": "collide.jpg", "generation": str(one.generation)}
@@ -502,7 +486,7 @@ def test_two_generations_delivered_at_once_leave_the_newer_result(function, clie
             name = f"race/{round_}.png"
             old = _upload(client, name, _gray(30 + round_), "image/png")
             new = _upload(client, name, _gray(200 - round_), "image/png")
-            events = [_event_data(old), _event_data(new)] * 2  # each delivered twice, all at once
+            events = [event_data(old), event_data(new)] * 2  # each delivered twice, all at once
             responses = list(pool.map(function.send, events))
             assert [r.status_code for r in responses] == [200] * 4, server_output(function.process)[-6000:]
             stored = client.bucket(BUCKET).get_blob(f"results/{name}.json")
@@ -516,7 +500,7 @@ def test_one_event_delivered_twice_at_once_stores_one_result(function, client) -
     with ThreadPoolExecutor(2) as pool:
         for round_ in range(4):
             blob = _upload(client, f"twice/{round_}.png", _gray(100 + round_), "image/png")
-            responses = list(pool.map(function.send, [_event_data(blob)] * 2))
+            responses = list(pool.map(function.send, [event_data(blob)] * 2))
             assert [r.status_code for r in responses] == [200, 200]
             outcomes = function.outcomes(blob.name)
             assert sorted(outcomes)[0] == "result stored" and outcomes.count("result stored") == 1, outcomes
@@ -549,7 +533,7 @@ def test_a_result_written_during_the_analysis_is_judged_again(client, gcs_log, l
             other.upload_from_string(b'{"by": "the other delivery"}', content_type="application/json")
             return Result((), ImageInfo(45, 45, "png"), ModelRef("this delivery", "1", "0" * 64), Timing(0, 0, 0, 0))
 
-    event = ObjectEvent.parse(_event_data(blob), None)
+    event = ObjectEvent.parse(event_data(blob), None)
     assert handle_event(event, Interloper(), client) == outcome
     stored = client.bucket(BUCKET).get_blob(f"results/{blob.name}.json")
     document = json.loads(stored.download_as_bytes())
@@ -593,7 +577,7 @@ def _attempts(client: storage.Client, blob: storage.Blob) -> int | None:
 
 def _die(client: storage.Client, blob: storage.Blob, how: str, storage_url: str) -> None:
     env = os.environ | {"STORAGE_EMULATOR_HOST": storage_url, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-c", _DIES, json.dumps(_event_data(blob)), how], cwd=ROOT, env=env)
+    process = subprocess.Popen([sys.executable, "-c", _DIES, json.dumps(event_data(blob)), how], cwd=ROOT, env=env)
     if how == "crash":
         assert process.wait(timeout=60) == 137
         return
@@ -612,7 +596,7 @@ def test_an_object_that_crashed_and_timed_out_gets_an_error_result(
     assert _attempts(client, blob) == 1
     _die(client, blob, "hang", storage_url)
     assert _attempts(client, blob) == 2
-    outcomes = function.deliver_twice(_event_data(blob))
+    outcomes = function.deliver_twice(event_data(blob))
     assert outcomes == ["error result stored: gave up", "skipped: result already stored"]
     [line] = function.logs(object=blob.name, message="error result stored: gave up")
     assert (line["severity"], line["attempts"]) == ("ERROR", 2)
@@ -634,19 +618,19 @@ def test_an_object_whose_analysis_raised_twice_gets_an_error_result(function, cl
             raise RuntimeError("an unexpected failure")
 
     blob = _upload(client, "poison/raises.png", _gray(33), "image/png")
-    event = ObjectEvent.parse(_event_data(blob), None)
+    event = ObjectEvent.parse(event_data(blob), None)
     for expected in (1, 2):
         with pytest.raises(RuntimeError, match="unexpected"):
             handle_event(event, Raises(), client)
         assert _attempts(client, blob) == expected
-    assert function.deliver_twice(_event_data(blob)) == [
+    assert function.deliver_twice(event_data(blob)) == [
         "error result stored: gave up",
         "skipped: result already stored",
     ]
     validate_error(_result(client, blob.name), "internal")
     # a new generation of the same name gets a fresh count and is analyzed
     newer = _upload(client, "poison/raises.png", _gray(34), "image/png")
-    assert function.send(_event_data(newer)).status_code == 200
+    assert function.send(event_data(newer)).status_code == 200
     assert "faces" in _result(client, blob.name)
 
 
@@ -669,7 +653,7 @@ def test_a_planted_attempt_marker_counts_only_when_well_formed(function, client,
     planted = _marker(client, BUCKET, blob.name, blob.generation)
     planted.metadata = {"attempts": count}
     planted.upload_from_string(b"")
-    assert function.deliver_twice(_event_data(blob)) == [outcome, "skipped: result already stored"]
+    assert function.deliver_twice(event_data(blob)) == [outcome, "skipped: result already stored"]
     assert _result(client, blob.name).get("error", {}).get("code") == code
     assert _attempts(client, blob) is None
 
@@ -684,7 +668,7 @@ def test_a_storage_outage_fails_the_event_and_the_retry_succeeds(monkeypatch, cl
     from emotion.pipeline import Analyzer
 
     blob = _upload(client, "outage.jpg", astronaut_jpeg, "image/jpeg")
-    event = ObjectEvent.parse(_event_data(blob), None)
+    event = ObjectEvent.parse(event_data(blob), None)
     monkeypatch.setattr(bucket_events, "STORAGE_RETRY", bucket_events.STORAGE_RETRY.with_timeout(1.0))
     with monkeypatch.context() as patch:
         patch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # nothing listens there

@@ -26,7 +26,7 @@ from emotion.config import Settings
 from emotion.errors import CorruptImageError
 from emotion.result import ImageInfo, ModelRef, Result, Timing
 
-from .cloud_storage import cloud_storage
+from .cloud_storage import cloud_storage, event_data, upload
 
 VERSIONED, RESULTS = "unit-uploads", "unit-results"
 
@@ -71,23 +71,11 @@ class Recorder:
 
 def _upload(client: storage.Client, name: str, data: bytes, content_type: str = "image/png",
             bucket: str = VERSIONED, **properties: str) -> storage.Blob:  # fmt: skip
-    blob = client.bucket(bucket).blob(name)
-    for key, value in properties.items():
-        setattr(blob, key, value)
-    blob.upload_from_string(data, content_type=content_type)
-    return blob
+    return upload(client, bucket, name, data, content_type, **properties)
 
 
 def _event(blob: storage.Blob, **overrides: object) -> ObjectEvent:
-    data = {
-        "bucket": blob.bucket.name,
-        "name": blob.name,
-        "generation": str(blob.generation),
-        "contentType": blob.content_type,
-        "size": str(blob.size),
-        "timeCreated": datetime.now(UTC).isoformat(),
-    } | overrides
-    return ObjectEvent.parse(data, None)
+    return ObjectEvent.parse(event_data(blob, **overrides), None)
 
 
 def _stored(client: storage.Client, name: str, bucket: str = VERSIONED) -> tuple[dict[str, Any], dict[str, str]]:
