@@ -88,39 +88,46 @@ def png_gray16() -> bytes:
     return _png(8000, 5000, 16, 0)
 
 
+def png_rgb_colour_key() -> bytes:
+    """RGB with a tRNS colour key: its bands go through RGBA to put the keyed colour onto white."""
+    return _png(8000, 5000, 8, 2, extra=_chunk(b"tRNS", bytes(6)))
+
+
 def png_icc_chunks() -> bytes:
     """16x16, then thousands of iCCP chunks, each 1 MB of zeros compressed to about 1 KB."""
     profile = b"icc\x00\x00" + zlib.compress(bytes(1_000_000), 9)
     return _png(16, 16, 8, 2, extra=_chunk(b"iCCP", profile) * 3000)
 
 
-def _tiff(entries: Sequence[tuple[int, int, int, int | bytes]], data: bytes) -> bytes:
-    """A little-endian TIFF: header, ``data`` at offset 8, then one directory (values too big go after)."""
+def _tiff(entries: Sequence[tuple[int, int, int, int | bytes]], data: bytes, *, big_endian: bool = False) -> bytes:
+    """A TIFF (little-endian unless told): header, ``data`` at offset 8, then one directory (values too big
+    go after)."""
+    order = ">" if big_endian else "<"
     ifd_at = 8 + len(data)
     ifd_size = 2 + 12 * len(entries) + 4
     tail = b""
     packed = []
     for tag, kind, count, value in sorted(entries):
         if isinstance(value, bytes):
-            packed.append(struct.pack("<HHII", tag, kind, count, ifd_at + ifd_size + len(tail)))
+            packed.append(struct.pack(f"{order}HHII", tag, kind, count, ifd_at + ifd_size + len(tail)))
             tail += value
         else:
-            fmt = "<HHIHH" if kind == 3 else "<HHII"
+            fmt = f"{order}HHIHH" if kind == 3 else f"{order}HHII"
             packed.append(
                 struct.pack(fmt, tag, kind, count, value, 0) if kind == 3 else struct.pack(fmt, tag, kind, count, value)
             )
-    ifd = struct.pack("<H", len(entries)) + b"".join(packed) + bytes(4)
-    return b"II*\x00" + struct.pack("<I", ifd_at) + data + ifd + tail
+    ifd = struct.pack(f"{order}H", len(entries)) + b"".join(packed) + bytes(4)
+    return (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(f"{order}I", ifd_at) + data + ifd + tail
 
 
-def _tiff_deflated(width: int, height: int, bits: int, sample_format: int) -> bytes:
-    """One deflate-compressed strip of zeros (float32 or int32 gray)."""
+def _tiff_deflated(width: int, height: int, bits: int, sample_format: int, *, big_endian: bool = False) -> bytes:
+    """One deflate-compressed strip of zeros (float32, int32 or 16-bit gray)."""
     strip = _rows_deflated(bytes(width * bits // 8) for _ in range(height))
     entries = [
         (256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, 8), (262, 3, 1, 1),
         (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, len(strip)), (339, 3, 1, sample_format),
     ]  # fmt: skip
-    return _tiff(entries, strip)
+    return _tiff(entries, strip, big_endian=big_endian)
 
 
 def tiff_float32() -> bytes:
@@ -129,6 +136,11 @@ def tiff_float32() -> bytes:
 
 def tiff_int32() -> bytes:
     return _tiff_deflated(8000, 5000, 32, 2)
+
+
+def tiff_gray16_big_endian() -> bytes:
+    """Pillow opens it as ``I;16B`` (a mode it has no extrema for): its decoding estimate refuses it like 16-bit PNG."""
+    return _tiff_deflated(8000, 5000, 16, 1, big_endian=True)
 
 
 def tiff_strip_offsets() -> bytes:
@@ -241,9 +253,11 @@ CASES: list[Case] = [
     Case("png_adam7_8000x5000", png_adam7, 413, "image_too_large"),
     Case("png_rgb16_8000x5000", png_rgb16, 413, "image_too_large"),
     Case("png_rgba_8000x5000", png_rgba, 200),
+    Case("png_rgb_colour_key_8000x5000", png_rgb_colour_key, 200),
     Case("png_gray16_8000x5000", png_gray16, 413, "image_too_large"),
     Case("tiff_float32_8000x5000", tiff_float32, 413, "image_too_large"),
     Case("tiff_int32_8000x5000", tiff_int32, 413, "image_too_large"),
+    Case("tiff_gray16_big_endian_8000x5000", tiff_gray16_big_endian, 413, "image_too_large"),
     Case("webp_lossless_rgba_16383x2441", webp_lossless_rgba, 413, "image_too_large"),
     Case("gif_6000x6000", gif_6000, 200),
     Case("bmp_rle8_8000x5000", bmp_rle8, 413, "image_too_large"),
