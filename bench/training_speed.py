@@ -36,7 +36,7 @@ CHILD = """
 import json, sys, time
 import numpy as np
 import keras
-from emotion.training.train import build_model, compile_for_training, make_dataset
+from emotion.training.train import build_model, compile_for_training, make_dataset, trainable
 bf16, batch, jit, steps, warmup = {bf16}, {batch}, {jit!r}, {steps}, {warmup}
 keras.utils.set_random_seed(1)
 if bf16:
@@ -44,7 +44,7 @@ if bf16:
 rng = np.random.default_rng(0)
 x = rng.integers(0, 256, (batch * 8, 48, 48), dtype=np.uint8)
 y = (np.arange(len(x)) % 7).astype(np.int64)
-model = build_model(32)
+model = trainable(build_model(32), 1)
 compile_for_training(model, 0.01, 5e-4, 0.1, jit)
 data = make_dataset(x, y, batch, 1, True, 1.0, steps=warmup)
 model.fit(data, epochs=1, steps_per_epoch=warmup, verbose=0)

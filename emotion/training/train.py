@@ -88,13 +88,14 @@ def augmenter(seed: int, strength: float = 1.0):
 def make_dataset(
     x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool, strength: float = 1.0, steps: int = 0
 ):
-    """Float faces and one-hot labels, augmented on training batches: a tf.data pipeline on the TensorFlow
-    backend (parallel, measured fastest here), batches made in Python on the others (no TensorFlow needed,
-    e.g. on a GPU machine with JAX or PyTorch). ``steps`` fixes the batches per epoch (else one pass)."""
+    """Float faces and one-hot labels: a tf.data pipeline that augments the training batches on the TensorFlow
+    backend (parallel, measured fastest on this CPU), plain batches made in Python on the others (no TensorFlow
+    needed, e.g. on a GPU machine with JAX or PyTorch), where ``trainable`` puts the augmentation inside the
+    trained model instead. ``steps`` fixes the batches per epoch (else one pass)."""
     import keras
 
     if keras.backend.backend() != "tensorflow":
-        return face_batches(x, y, batch, seed, train, strength, steps)
+        return face_batches(x, y, batch, seed, train, steps)
     import tensorflow as tf
 
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)[y]
@@ -109,13 +110,12 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def face_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool, strength: float, steps: int):
-    """Batches made in Python and augmented by the backend (any Keras backend; shuffled anew each epoch)."""
+def face_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: bool, steps: int):
+    """Plain batches made in Python (any Keras backend; shuffled anew each epoch)."""
     import keras
 
     onehot = np.eye(len(EMOTIONS), dtype=np.float32)[y]
     faces = x[..., None].astype(np.float32)
-    aug = augmenter(seed, strength) if train else None
     rng = np.random.default_rng(seed)
 
     class FaceBatches(keras.utils.PyDataset):
@@ -129,16 +129,25 @@ def face_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: boo
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             span = np.arange(index * batch, (index + 1) * batch)
             pick = self.order[span % len(faces)] if train else self.order[span[span < len(faces)]]
-            images = faces[pick]
-            if aug is not None:
-                images = keras.ops.convert_to_numpy(aug(images, training=True))
-            return images, onehot[pick]
+            return faces[pick], onehot[pick]
 
         def on_epoch_end(self) -> None:
             if train:
                 self.order = rng.permutation(len(faces))
 
     return FaceBatches()
+
+
+def trainable(model, seed: int, strength: float = 1.0):
+    """The model that ``fit`` trains: ``model`` itself on TensorFlow (its tf.data pipeline augments), else the
+    augmentation in front of it, so that it runs compiled on the device inside the training step rather than
+    op by op in Python for every batch (the random layers pass faces through unchanged outside training)."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return model
+    inputs = keras.Input(model.input_shape[1:], name="faces")
+    return keras.Model(inputs, model(augmenter(seed, strength)(inputs)), name=f"augmented_{model.name}")
 
 
 def export_tflite(model, path: Path, quantization: str) -> int:
@@ -316,8 +325,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model = build_model(config.width, config.dropout)
     if config.init:  # fine-tuning starts from trained weights
         model.load_weights(config.init)
-    compile_for_training(model, learning_rate(config, steps), config.weight_decay, config.label_smoothing, config.jit)
-    limit = time_limit(model, config.time_limit or float("inf"))
+    fitted = trainable(model, data_seed, config.augment)
+    schedule = learning_rate(config, steps)
+    compile_for_training(fitted, schedule, config.weight_decay, config.label_smoothing, config.jit)
+    limit = time_limit(fitted, config.time_limit or float("inf"))
     callbacks = [
         # Kept after the last epoch too: a run stopped by its time limit must resume, and a finished one
         # run again only exports again.
@@ -328,7 +339,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.cycle:
         callbacks.append(snapshots(model, run_dir, cycle_ends(config.cycle, config.epochs)))
     started = time.time()
-    model.fit(
+    fitted.fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.epochs,
