@@ -1,0 +1,78 @@
+"""The tooling for a lent GPU machine: the compact data bundle and members trained side by side."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotion.training.bundle import main as bundle
+from emotion.training.data import load_split, save_compact
+from emotion.training.members import main as members
+from emotion.training.train import holdout_split
+
+from .test_training import _tiny_split
+
+
+def test_a_compact_split_reads_back_exactly_and_smaller(tmp_path) -> None:
+    """Row deltas wrap modulo 256 (0 next to 255 both ways) and sum back to the same pixels; on smooth
+    faces the file is smaller than the plain compressed one."""
+    rng = np.random.default_rng(1)
+    smooth = np.cumsum(rng.integers(-3, 4, (40, 48, 48)), axis=2) + rng.integers(0, 256, (40, 48, 1))
+    smooth = (smooth % 256).astype(np.uint8)  # random walks along each row, as neighbouring pixels are
+    edges = rng.choice(np.array([0, 255], dtype=np.uint8), (8, 48, 48))
+    x = np.concatenate([smooth, edges])
+    y = np.arange(len(x)) % 7
+    save_compact(tmp_path / "compact.npz", x, y)
+    back_x, back_y = load_split(tmp_path / "compact.npz")
+    np.testing.assert_array_equal(back_x, x)
+    np.testing.assert_array_equal(back_y, y)
+    np.savez_compressed(tmp_path / "plain.npz", x=x, y=y.astype(np.uint8))
+    assert (tmp_path / "compact.npz").stat().st_size < (tmp_path / "plain.npz").stat().st_size
+
+
+def test_the_bundle_leaves_out_the_faces_the_long_run_holds_out(tmp_path) -> None:
+    _tiny_split(tmp_path / "train.npz", 140, 11)
+    _tiny_split(tmp_path / "val.npz", 30, 12)
+    out = tmp_path / "bundle"
+    argv = ["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"), "--out", str(out)]
+    bundle([*argv, "--holdout", "0.2", "--seed", "5", "--val-images", "10", "--no-wheels"])
+    x, y = load_split(tmp_path / "train.npz")
+    kept, held = holdout_split(y, 0.2, 5)
+    packed_x, packed_y = load_split(out / "train.npz")
+    np.testing.assert_array_equal(packed_x, x[kept])
+    np.testing.assert_array_equal(packed_y, y[kept])
+    assert len(held) and not any((packed_x == face).all(axis=(1, 2)).any() for face in x[held])
+    assert len(load_split(out / "val.npz")[1]) == 10
+    assert not (out / "whl").exists()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_members_train_side_by_side_and_come_back_as_weights(tmp_path, capfd) -> None:
+    """Two members with their own seeds: both finish, each comes back as its own weights with its history,
+    and their output is relayed with the seed in front."""
+    import keras
+
+    _tiny_split(tmp_path / "train.npz", 48, 13)
+    _tiny_split(tmp_path / "val.npz", 16, 14)
+    out = tmp_path / "out"
+    argv = ["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"), "--members", "2"]
+    argv += ["--first-seed", "40", "--epochs", "2", "--batch", "16", "--run-root", str(tmp_path / "runs")]
+    assert members([*argv, "--out-dir", str(out)]) == 0
+    report = json.loads((out / "members.json").read_text())
+    assert sorted(report["members"]) == ["40", "41"]
+    assert all(m["exit_code"] == 0 and len(m["history"]) == 2 for m in report["members"].values())
+    first, second = (keras.saving.load_model(out / f"member-{seed}.keras") for seed in (40, 41))
+    assert not np.allclose(first.get_weights()[0], second.get_weights()[0])
+    assert all((tmp_path / "runs" / f"member-{seed}" / "emotion.tflite").is_file() for seed in (40, 41))
+    printed = capfd.readouterr().out
+    assert "[40] Epoch 2/2" in printed and "[41] Epoch 2/2" in printed
+
+
+def test_a_failing_member_fails_the_run(tmp_path) -> None:
+    out = tmp_path / "out"
+    argv = ["--train", str(tmp_path / "missing.npz"), "--val", str(tmp_path / "missing.npz"), "--members", "1"]
+    assert members([*argv, "--run-root", str(tmp_path / "runs"), "--out-dir", str(out)]) == 1
+    report = json.loads((out / "members.json").read_text())
+    assert report["members"]["3001"]["exit_code"] != 0 and report["members"]["3001"]["weights"] is None
