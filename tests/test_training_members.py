@@ -76,3 +76,48 @@ def test_a_failing_member_fails_the_run(tmp_path) -> None:
     assert members([*argv, "--run-root", str(tmp_path / "runs"), "--out-dir", str(out)]) == 1
     report = json.loads((out / "members.json").read_text())
     assert report["members"]["3001"]["exit_code"] != 0 and report["members"]["3001"]["weights"] is None
+
+
+def test_weights_recovered_from_a_served_file_compute_what_it_computes(tmp_path) -> None:
+    """A network whose batch normalisations hold real statistics and random scales and shifts, exported as
+    the service's int8 file and read back: the recovered Keras network agrees with both the file and the
+    original network, on faces for which the network's answers differ."""
+    import keras
+
+    from emotion.training.recover import recover
+    from emotion.training.train import build_model, export_tflite
+
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(-1, 1, 48)
+    slopes, levels = rng.uniform(-100, 100, (64, 2, 1, 1)), rng.uniform(40, 215, (64, 1, 1))
+    faces = levels + slopes[:, 0] * ramp[None, :, None] + slopes[:, 1] * ramp[None, None, :]  # lit from anywhere
+    batch = np.clip(faces, 0, 255).astype(np.float32)[..., None]
+    original = build_model(8)
+    for layer in original.layers:  # statistics of what reaches each normalisation, so activations keep scale
+        if isinstance(layer, keras.layers.BatchNormalization):
+            seen = keras.Model(original.input, layer.input).predict(batch, verbose=0)
+            mean, variance = seen.mean(axis=tuple(range(seen.ndim - 1))), seen.var(axis=tuple(range(seen.ndim - 1)))
+            gamma, beta = rng.uniform(0.5, 2.0, mean.shape), rng.normal(0, 0.5, mean.shape)
+            layer.set_weights([gamma, beta, mean, variance])
+    logits = original.get_layer("logits")
+    logits.set_weights([logits.kernel.numpy(), rng.normal(0, 0.5, 7)])
+    export_tflite(original, tmp_path / "net.tflite", "int8")
+    recovered = recover(tmp_path / "net.tflite", width=8)
+
+    want = original.predict(batch, verbose=0)
+    got = recovered.predict(batch, verbose=0)
+    served = np.concatenate([_raw(tmp_path / "net.tflite", face) for face in batch])
+    assert want.std(axis=0).mean() > 0.05  # else any network would agree
+    assert np.abs(got - want).max() < 0.05 and np.abs(got - served).max() < 0.05
+    assert (got.argmax(axis=1) == want.argmax(axis=1)).mean() >= 0.9
+
+
+def _raw(path, face: np.ndarray) -> np.ndarray:
+    """The file's own output for one face, no test-time views."""
+    from emotion.litert import load_interpreter
+
+    interpreter = load_interpreter(path)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], face[None])
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])

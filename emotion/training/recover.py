@@ -1,0 +1,95 @@
+"""Recover Keras weights from a served ``.tflite`` of the network ``train.build_model`` makes.
+
+``python -m emotion.training.recover --model models/emotion.tflite --out recovered.weights.h5``
+
+The served model's Keras weights were not kept, and an ensemble (``export.load_ensemble``) is built from
+Keras weights. The converter folded each batch normalisation into the layer before it (and the input's
+rescaling into the first convolution) and stored the weights as int8 with one scale per output channel;
+those values are read back exactly, and the folded network is written into ``build_model``'s layers with
+each batch normalisation set to the identity plus the folded bias. Exporting the result again quantizes
+the same values to the same int8 numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emotion.training.cli import option, parse_config
+
+BLOCKS = 4
+
+
+@dataclass(frozen=True)
+class RecoverConfig:
+    """What a recovery is told; ``--help`` lists it from here."""
+
+    model: str = option(MISSING, "the .tflite file (one network of train.build_model, as export writes it)")
+    out: str = option(MISSING, "the .weights.h5 file to write")
+    width: int = option(32, "filters of the first block (as trained)")
+
+
+def constants(path: Path) -> list[tuple[str, np.ndarray]]:
+    """Every weight tensor of the file as float32 (int8 ones dequantized per output channel), with its name."""
+    from emotion.litert import load_interpreter
+
+    interpreter = load_interpreter(path)
+    found = []
+    for detail in interpreter.get_tensor_details():
+        if detail["shape"].size < 1 or detail["shape"][0] == 1 or detail["dtype"] not in (np.float32, np.int8):
+            continue  # activations have a batch dimension of 1; shapes and indices are int32
+        values = interpreter.get_tensor(detail["index"]).astype(np.float32)
+        scales = detail["quantization_parameters"]["scales"]
+        if detail["dtype"] == np.int8:
+            values *= scales.reshape((-1,) + (1,) * (values.ndim - 1))
+        found.append((detail["name"], values))
+    return found
+
+
+def pick(found: list[tuple[str, np.ndarray]], key: str, ndim: int) -> np.ndarray:
+    """The one weight tensor with ``ndim`` dimensions whose name mentions layer ``key``."""
+    matches = [values for name, values in found if key in name and values.ndim == ndim]
+    if len(matches) != 1:
+        raise ValueError(f"expected one {ndim}-d tensor for {key!r}, found {len(matches)}")
+    return matches[0]
+
+
+def recover(path: Path, width: int = 32):
+    """A ``build_model`` network computing what the ``.tflite`` file computes."""
+    from keras import layers
+
+    from emotion.training.train import build_model
+
+    found = constants(path)
+    model = build_model(width)
+    rescaling = next(layer for layer in model.layers if isinstance(layer, layers.Rescaling))
+
+    def fold(bn: layers.BatchNormalization, bias: np.ndarray) -> None:
+        variance = np.full_like(bias, 1.0 - bn.epsilon)  # so that 1 / sqrt(variance + epsilon) is 1
+        bn.set_weights([np.ones_like(bias), bias, np.zeros_like(bias), variance])
+
+    for i in range(BLOCKS):
+        for j in range(2):
+            kernel = pick(found, f"conv{i}_{j}_", 4).transpose(1, 2, 3, 0)  # (out, h, w, in) -> (h, w, in, out)
+            if i == j == 0:  # the input's 1/255 rescaling was folded into the first convolution
+                kernel = kernel / rescaling.scale
+            model.get_layer(f"conv{i}_{j}").set_weights([kernel])
+            fold(model.get_layer(f"bn{i}_{j}"), pick(found, f"bn{i}_{j}_", 1))
+    dense, logits = (layer for layer in model.layers if isinstance(layer, layers.Dense))
+    dense.set_weights([pick(found, "batch_normalization", 2).T])
+    last_bn = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)][-1]
+    fold(last_bn, pick(found, "batch_normalization", 1))
+    logits.set_weights([pick(found, "logits", 2).T, pick(found, "logits", 1)])
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_config(RecoverConfig, argv, __doc__.splitlines()[0])
+    recover(Path(config.model), config.width).save_weights(config.out)
+    print(f"wrote {config.out}")
+
+
+if __name__ == "__main__":
+    main()
