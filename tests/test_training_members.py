@@ -12,6 +12,7 @@ from emotion.training.data import load_split, save_compact
 from emotion.training.members import main as members
 from emotion.training.train import holdout_split
 
+from .conftest import SHARED_DATA
 from .test_training import _tiny_split
 
 
@@ -121,3 +122,17 @@ def _raw(path, face: np.ndarray) -> np.ndarray:
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], face[None])
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "fer2013" / "val.npz").is_file(), reason="needs ../shared/data/fer2013/val.npz")
+def test_export_takes_test_time_views_only_within_the_per_face_budget() -> None:
+    """The served network gains from its views on the validation faces, so with no budget they are taken;
+    with a budget no view fits in, none is, whatever they gain."""
+    from emotion.classifier import DEFAULT_MODEL
+    from emotion.training.export import choose
+
+    faces, truth = load_split(SHARED_DATA / "fer2013" / "val.npz")
+    faces, truth = faces[:1200], truth[:1200]  # the views gain more than MIN_GAIN on these too
+    candidates = {"int8": DEFAULT_MODEL}
+    assert choose(candidates, faces, truth)[1] != (False, False)
+    assert choose(candidates, faces, truth, max_face_ms=0.0)[1] == (False, False)
