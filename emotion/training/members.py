@@ -49,7 +49,7 @@ def member_command(config: MembersConfig, seed: int, run_dir: Path) -> list[str]
     """The ``emotion.training.train`` command line of one member."""
     argv = ["--train", config.train, "--val", config.val, "--epochs", str(config.epochs), "--lr", str(config.lr)]
     argv += ["--batch", str(config.batch), "--seed", str(seed), "--time-limit", str(config.time_limit)]
-    argv += ["--run-dir", str(run_dir), "--out", str(run_dir / "emotion.tflite"), "--verbose", "2"]
+    argv += ["--run-dir", str(run_dir), "--verbose", "2"]
     return [sys.executable, "-m", "emotion.training.train", *argv]
 
 

@@ -246,7 +246,11 @@ class TrainConfig:
     extra: tuple[str, ...] = option((), "more training data in the same npz format (repeatable)")
     extra_repeat: int = option(1, "how many times the --extra data is repeated")
     init: str | None = option(None, "start from these weights (.keras or .weights.h5) instead of random ones")
-    out: str = option("models/emotion.tflite", "where to write the .tflite model")
+    out: str | None = option(
+        None,
+        "where to write the .tflite model (default: emotion.tflite in --run-dir; the served model and its card "
+        "are written by emotion.training.export, never by a training run)",
+    )
     run_dir: str = option("runs/emotion", "checkpoints, history.csv and the final .keras")
     epochs: int = option(60, "epochs in all (a resumed run counts those done)")
     batch: int = option(128, "batch size")
@@ -356,7 +360,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model.save(run_dir / "final.keras")
     size = None
     if keras.backend.backend() == "tensorflow":  # elsewhere there is no converter: export where TF is
-        out = Path(config.out)
+        out = Path(config.out) if config.out else run_dir / "emotion.tflite"
         out.parent.mkdir(parents=True, exist_ok=True)
         size = export_tflite(float32_copy(model, config.width), out, config.quantization)
         print(f"exported {out} ({size} bytes, {config.quantization}) after {seconds:.0f} s")
