@@ -196,3 +196,53 @@ def test_training_runs_without_tensorflow_on_another_backend(tmp_path) -> None:
     export([*weights, "--val", str(tmp_path / "val.npz"), "--out-dir", str(out), "--width", "8"])
     probs = EmotionClassifier(out / "emotion.tflite").predict(np.zeros((2, 48, 48), dtype=np.uint8))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_the_taught_target_mixes_the_teacher_and_the_smoothed_label() -> None:
+    """``taught_loss`` is the cross-entropy against ``share`` of the teacher and the rest the smoothed truth."""
+    from emotion.training.train import taught_loss
+
+    rng = np.random.default_rng(0)
+    student, teacher = rng.dirichlet(np.ones(7), 4), rng.dirichlet(np.ones(7), 4)
+    truth = np.eye(7)[[0, 3, 5, 6]]
+    predicted = np.concatenate([student, teacher], axis=1).astype(np.float32)
+
+    def cross_entropy(target: np.ndarray) -> np.ndarray:
+        return -(target * np.log(student)).sum(axis=1)
+
+    smoothed = truth * 0.9 + 0.1 / 7
+    for share, target in ((0.0, smoothed), (1.0, teacher), (0.3, 0.7 * smoothed + 0.3 * teacher)):
+        loss = np.asarray(taught_loss(share, 0.1)(truth.astype(np.float32), predicted))
+        np.testing.assert_allclose(loss, cross_entropy(target), rtol=1e-4)
+
+
+def test_a_student_learns_from_a_frozen_teacher_and_exports(tmp_path) -> None:
+    """--teacher: only the student's weights train (the teacher's stay frozen inside the trained graph), the
+    run records its teacher, and what it saves is the student alone, which exports like any network."""
+    from emotion.training.export import main as export
+    from emotion.training.train import build_model, load_ensemble, main, trainable
+
+    _tiny_split(tmp_path / "train.npz", 64, 9)
+    _tiny_split(tmp_path / "val.npz", 32, 10)
+    common = ["--train", str(tmp_path / "train.npz"), "--val", str(tmp_path / "val.npz"), "--width", "8"]
+    common += ["--steps", "2", "--batch", "16", "--verbose", "0", "--epochs", "1"]
+    main([*common, "--run-dir", str(tmp_path / "teacher")])
+    teacher_file = tmp_path / "teacher" / "final.keras"
+    before = teacher_file.read_bytes()
+
+    student = build_model(8)
+    fitted = trainable(student, 1, teacher=load_ensemble([str(teacher_file)] * 2, 8, "teacher"))
+    assert fitted.output_shape == (None, 14)
+    assert len(fitted.trainable_weights) == len(student.trainable_weights)
+
+    run = tmp_path / "student"
+    main([*common, "--run-dir", str(run), "--teacher", str(teacher_file), "--distill", "0.7"])
+    info = json.loads((run / "train_info.json").read_text())
+    assert info["teacher"] == [str(teacher_file)] and info["distill"] == 0.7
+    assert teacher_file.read_bytes() == before
+    assert "accuracy" in (run / "history.csv").read_text().splitlines()[0].split(",")
+    out = tmp_path / "models"
+    weights = ["--weights", str(run / "final.keras"), "--run-dir", str(run)]
+    export([*weights, "--val", str(tmp_path / "val.npz"), "--out-dir", str(out), "--width", "8"])
+    probs = EmotionClassifier(out / "emotion.tflite").predict(np.zeros((2, 48, 48), dtype=np.uint8))
+    assert probs.shape == (2, 7)

@@ -13,7 +13,6 @@ import csv
 import hashlib
 import json
 import tempfile
-from collections.abc import Sequence
 from dataclasses import MISSING, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,24 +124,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def load_ensemble(weights: Sequence[str], width: int):
-    """One Keras model: the trained network, or the average of several trained copies of it."""
-    import keras
-
-    from emotion.training.train import build_model
-
-    members = []
-    for i, path in enumerate(weights):
-        member = build_model(width, name=f"member_{i}")
-        member.load_weights(path)
-        members.append(member)
-    if len(members) == 1:
-        return members[0]
-    inputs = keras.Input(members[0].input_shape[1:], name="faces")
-    outputs = keras.layers.Average(name="probabilities")([m(inputs) for m in members])
-    return keras.Model(inputs, outputs, name="emotion_ensemble")
-
-
 @dataclass(frozen=True)
 class ExportConfig:
     """What one export is told; ``--help`` lists it from here."""
@@ -164,7 +145,7 @@ class ExportConfig:
 def export(args: ExportConfig) -> dict[str, Any]:
     """Convert, choose quantization and views by measurement, write the model, its card and pictures;
     returns the card."""
-    from emotion.training.train import export_tflite
+    from emotion.training.train import export_tflite, load_ensemble
 
     model = load_ensemble(args.weights, args.width)
     faces, truth = load_split(args.val)

@@ -2,7 +2,7 @@
 
 ``python -m emotion.training.recover --model models/emotion.tflite --out recovered.weights.h5``
 
-The served model's Keras weights were not kept, and an ensemble (``export.load_ensemble``) is built from
+The served model's Keras weights were not kept, and an ensemble (``train.load_ensemble``) is built from
 Keras weights. The converter folded each batch normalisation into the layer before it (and the input's
 rescaling into the first convolution) and stored the weights as int8 with one scale per output channel;
 those values are read back exactly, and the folded network is written into ``build_model``'s layers with

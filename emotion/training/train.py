@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
@@ -138,16 +139,66 @@ def face_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, train: boo
     return FaceBatches()
 
 
-def trainable(model, seed: int, strength: float = 1.0):
-    """The model that ``fit`` trains: ``model`` itself on TensorFlow (its tf.data pipeline augments), else the
-    augmentation in front of it, so that it runs compiled on the device inside the training step rather than
-    op by op in Python for every batch (the random layers pass faces through unchanged outside training)."""
+def load_ensemble(weights: Sequence[str], width: int, name: str = "emotion_ensemble"):
+    """One Keras model: the trained network, or the average of several trained copies of it."""
     import keras
 
-    if keras.backend.backend() == "tensorflow":
+    members = []
+    for i, path in enumerate(weights):
+        member = build_model(width, name=f"{name}_member_{i}")
+        member.load_weights(path)
+        members.append(member)
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input(members[0].input_shape[1:], name="faces")
+    outputs = keras.layers.Average(name="probabilities")([m(inputs) for m in members])
+    return keras.Model(inputs, outputs, name=name)
+
+
+def trainable(model, seed: int, strength: float = 1.0, teacher=None):
+    """The model that ``fit`` trains: ``model`` itself on TensorFlow (its tf.data pipeline augments), else the
+    augmentation in front of it, so that it runs compiled on the device inside the training step rather than
+    op by op in Python for every batch (the random layers pass faces through unchanged outside training).
+    With a ``teacher`` (frozen) its probabilities of the same augmented faces follow the student's seven
+    columns, for ``taught_loss``."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow" and teacher is None:
         return model
     inputs = keras.Input(model.input_shape[1:], name="faces")
-    return keras.Model(inputs, model(augmenter(seed, strength)(inputs)), name=f"augmented_{model.name}")
+    faces = inputs if keras.backend.backend() == "tensorflow" else augmenter(seed, strength)(inputs)
+    outputs = model(faces)
+    if teacher is not None:
+        teacher.trainable = False
+        outputs = keras.layers.Concatenate(name="student_teacher")([outputs, teacher(faces, training=False)])
+    return keras.Model(inputs, outputs, name=f"trained_{model.name}")
+
+
+def taught_loss(share: float, label_smoothing: float):
+    """Cross-entropy of the student's columns against ``share`` of the teacher's probabilities and the rest of
+    the label-smoothed truth (distillation at temperature 1: the teacher's soft answers carry which wrong
+    classes a face resembles, and temper FER2013's noisy labels)."""
+    import keras
+    from keras import ops
+
+    classes = len(EMOTIONS)
+
+    def loss(truth, predicted):
+        student, teacher = predicted[:, :classes], ops.stop_gradient(predicted[:, classes:])
+        target = (1.0 - share) * (truth * (1.0 - label_smoothing) + label_smoothing / classes) + share * teacher
+        return keras.losses.categorical_crossentropy(target, student)
+
+    return loss
+
+
+def student_accuracy(truth, predicted):
+    """Accuracy of the student's columns (named ``accuracy`` so that history.csv keeps its columns)."""
+    import keras
+
+    return keras.metrics.categorical_accuracy(truth, predicted[:, : len(EMOTIONS)])
+
+
+student_accuracy.__name__ = "accuracy"
 
 
 def export_tflite(model, path: Path, quantization: str) -> int:
@@ -224,15 +275,22 @@ def float32_copy(model, width: int):
     return clone
 
 
-def compile_for_training(model, schedule, weight_decay: float, label_smoothing: float, jit: str) -> None:
-    """SGD with Nesterov momentum on label-smoothed cross-entropy; ``jit`` is Keras's ``jit_compile``
-    ("auto", "on" or "off": which is fastest depends on the backend, see bench/training_speed.py)."""
+def compile_for_training(
+    model, schedule, weight_decay: float, label_smoothing: float, jit: str, distill: float | None = None
+) -> None:
+    """SGD with Nesterov momentum on label-smoothed cross-entropy (``taught_loss`` when ``distill`` gives the
+    teacher's share); ``jit`` is Keras's ``jit_compile`` ("auto", "on" or "off": which is fastest depends on
+    the backend, see bench/training_speed.py)."""
     import keras
 
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-        metrics=["accuracy"],
+        loss=(
+            keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+            if distill is None
+            else taught_loss(distill, label_smoothing)
+        ),
+        metrics=["accuracy" if distill is None else student_accuracy],
         jit_compile={"auto": "auto", "on": True, "off": False}[jit],
     )
 
@@ -246,6 +304,10 @@ class TrainConfig:
     extra: tuple[str, ...] = option((), "more training data in the same npz format (repeatable)")
     extra_repeat: int = option(1, "how many times the --extra data is repeated")
     init: str | None = option(None, "start from these weights (.keras or .weights.h5) instead of random ones")
+    teacher: tuple[str, ...] = option(
+        (), "distil from these trained networks, averaged (.keras or .weights.h5, width as --width; repeatable)"
+    )
+    distill: float = option(0.5, "with --teacher: the teacher's share of each training target, the rest the label")
     out: str | None = option(
         None,
         "where to write the .tflite model (default: emotion.tflite in --run-dir; the served model and its card "
@@ -329,9 +391,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
     model = build_model(config.width, config.dropout)
     if config.init:  # fine-tuning starts from trained weights
         model.load_weights(config.init)
-    fitted = trainable(model, data_seed, config.augment)
+    teacher = load_ensemble(config.teacher, config.width, "teacher") if config.teacher else None
+    fitted = trainable(model, data_seed, config.augment, teacher)
     schedule = learning_rate(config, steps)
-    compile_for_training(fitted, schedule, config.weight_decay, config.label_smoothing, config.jit)
+    distill = config.distill if teacher is not None else None
+    compile_for_training(fitted, schedule, config.weight_decay, config.label_smoothing, config.jit, distill)
     limit = time_limit(fitted, config.time_limit or float("inf"))
     callbacks = [
         # Kept after the last epoch too: a run stopped by its time limit must resume, and a finished one
@@ -366,13 +430,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
         print(f"exported {out} ({size} bytes, {config.quantization}) after {seconds:.0f} s")
     else:
         print(f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with emotion.training.export")
-    recorded = ("epochs", "batch", "lr", "cycle", "holdout", "seed", "width", "dropout", "augment", "extra_repeat")
+    recorded: tuple[str, ...] = ("epochs", "batch", "lr", "cycle", "holdout", "seed", "width", "dropout", "augment")
+    recorded += ("extra_repeat", "distill") if config.teacher else ("extra_repeat",)
     info = {name: getattr(config, name) for name in recorded} | {
         "backend": keras.backend.backend(),
         "train_seconds_this_process": round(seconds, 1),
         "train_images": len(x_train),
         "extra": list(config.extra),
         "init": config.init,
+        "teacher": list(config.teacher),
         "quantization": config.quantization,
         "tflite_bytes": size,
     }
