@@ -108,6 +108,8 @@ def test_export_writes_a_model_and_card_that_serve(tmp_path) -> None:
     card = json.loads((out / "model.json").read_text())
     assert card["sha256"] == hashlib.sha256((out / "emotion.tflite").read_bytes()).hexdigest()
     assert card["quantization"] in ("int8", "float16") and card["validation"]["images"] == 32
+    digest = hashlib.sha256((run / "final.keras").read_bytes()).hexdigest()
+    assert card["members"] == [{"weights": "final.keras", "sha256": digest}]
     assert (out / "training_curves.png").stat().st_size > 0 and (out / "confusion_matrix.png").stat().st_size > 0
     classifier = EmotionClassifier(out / "emotion.tflite")
     assert (classifier.info.flip_tta, classifier.info.zoom_tta) == (card["flip_tta"], card["zoom_tta"])

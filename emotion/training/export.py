@@ -179,6 +179,10 @@ def export(args: ExportConfig) -> dict[str, Any]:
         "flip_tta": tta[0],
         "zoom_tta": tta[1],
         "per_face_ms_one_thread": round(face_ms, 3),
+        # The networks averaged inside the file (one unless it is an ensemble), so each can be traced to its run.
+        "members": [
+            {"weights": Path(w).name, "sha256": hashlib.sha256(Path(w).read_bytes()).hexdigest()} for w in args.weights
+        ],
         "validation": {
             "data": "FER2013 PublicTest (val.npz)",
             **{k: figures[k] for k in ("images", "accuracy", "macro_recall", "per_class_recall", "confusion_matrix")},
