@@ -248,3 +248,24 @@ def test_a_student_learns_from_a_frozen_teacher_and_exports(tmp_path) -> None:
     export([*weights, "--val", str(tmp_path / "val.npz"), "--out-dir", str(out), "--width", "8"])
     probs = EmotionClassifier(out / "emotion.tflite").predict(np.zeros((2, 48, 48), dtype=np.uint8))
     assert probs.shape == (2, 7)
+
+
+def test_runs_with_one_holdout_seed_hold_out_the_same_faces(tmp_path) -> None:
+    """Members of one ensemble must share their held-out faces, or none is left out of all of them to fit on."""
+    from emotion.training.train import parse_args, training_data
+
+    data = str(tmp_path / "train.npz")
+    _tiny_split(data, 140, seed=3)
+    common = ["--train", data, "--val", data, "--holdout", "0.2", "--batch", "8"]
+
+    def held(*flags: str) -> np.ndarray:
+        run = tmp_path / "-".join(flags)
+        run.mkdir(exist_ok=True)
+        x_train = training_data(parse_args([*common, *flags]), run)[0]
+        with np.load(run / "holdout.npz") as split:
+            assert len(x_train) + len(split["index"]) == 140
+            return split["index"]
+
+    assert np.array_equal(held("--seed", "1", "--holdout-seed", "9"), held("--seed", "2", "--holdout-seed", "9"))
+    assert np.array_equal(held("--seed", "9"), held("--seed", "1", "--holdout-seed", "9"))
+    assert not np.array_equal(held("--seed", "1"), held("--seed", "2"))

@@ -16,7 +16,8 @@ def option(default: Any, help: str, **argparse_options: Any) -> Any:
 
 def parse_config(cls: type[Config], argv: list[str] | None, description: str) -> Config:
     """Parse ``argv`` into ``cls``: ``--name-with-dashes`` per field; booleans get ``--no-...``; tuple
-    fields repeat (``append`` unless the field says ``nargs``)."""
+    fields repeat (``append`` unless the field says ``nargs``); a field that defaults to None names its
+    ``type`` (else a string)."""
     parser = argparse.ArgumentParser(description=description)
     for item in fields(cls):  # type: ignore[arg-type]
         flag, extra = "--" + item.name.replace("_", "-"), dict(item.metadata)
@@ -29,7 +30,7 @@ def parse_config(cls: type[Config], argv: list[str] | None, description: str) ->
                 extra["action"] = "append"
             parser.add_argument(flag, default=[], **extra)
         else:
-            kind = type(item.default) if item.default is not None else str
-            parser.add_argument(flag, type=kind, default=item.default, **extra)
+            extra.setdefault("type", type(item.default) if item.default is not None else str)
+            parser.add_argument(flag, default=item.default, **extra)
     values = vars(parser.parse_args(argv))
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

@@ -321,6 +321,11 @@ class TrainConfig:
     cycle: int = option(0, "cosine restarts: first cycle in epochs, each next one twice as long; 0: one cosine")
     time_limit: float = option(0.0, "stop (resumably) before this many seconds; 0: no limit")
     holdout: float = option(0.0, "fraction of each class held out for calibration (written to holdout.npz)")
+    holdout_seed: int | None = option(
+        None,
+        "seed of the held-out part (default --seed): runs that share it can be calibrated as one ensemble",
+        type=int,
+    )
     weight_decay: float = option(5e-4, "SGD weight decay")
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
     class_weight_power: float = option(0.35, "class weights: inverse frequency to this power")
@@ -328,7 +333,7 @@ class TrainConfig:
     dropout: float = option(0.4, "dropout before and after the dense layer")
     augment: float = option(1.0, "scale of the augmentation ranges")
     quantization: str = option("float16", "quantization of the .tflite written", choices=("float16", "int8"))
-    seed: int = option(1234, "random seed (weights, holdout, data order)")
+    seed: int = option(1234, "random seed (weights, data order, and the holdout unless --holdout-seed)")
     limit: int = option(0, "use only the first N images (smoke tests)")
     steps: int = option(0, "steps per epoch instead of a full pass (smoke tests)")
     bf16: bool = option(True, "train in mixed bfloat16 (--no-bf16: float32)")
@@ -340,7 +345,8 @@ def training_data(config: TrainConfig, run_dir: Path) -> tuple[np.ndarray, np.nd
     """Training faces (less the held-out part, plus any extra data) and validation faces."""
     x_train, y_train = load_split(config.train)
     if config.holdout:  # the held-out faces are written beside the run, for fitting the temperature
-        kept, held = holdout_split(y_train, config.holdout, config.seed)
+        seed = config.seed if config.holdout_seed is None else config.holdout_seed
+        kept, held = holdout_split(y_train, config.holdout, seed)
         np.savez_compressed(run_dir / "holdout.npz", x=x_train[held], y=y_train[held], index=held)
         x_train, y_train = x_train[kept], y_train[kept]
     for extra in config.extra:  # e.g. photo crops cut by emotion.training.photo_crops, repeated to weigh more
@@ -430,7 +436,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         print(f"exported {out} ({size} bytes, {config.quantization}) after {seconds:.0f} s")
     else:
         print(f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with emotion.training.export")
-    recorded: tuple[str, ...] = ("epochs", "batch", "lr", "cycle", "holdout", "seed", "width", "dropout", "augment")
+    recorded: tuple[str, ...] = ("epochs", "batch", "lr", "cycle", "holdout", "holdout_seed", "seed")
+    recorded += ("width", "dropout", "augment")
     recorded += ("extra_repeat", "distill") if config.teacher else ("extra_repeat",)
     info = {name: getattr(config, name) for name in recorded} | {
         "backend": keras.backend.backend(),
