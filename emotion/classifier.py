@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import threading
 from collections.abc import Sequence
@@ -21,6 +22,10 @@ from emotion.result import ModelRef
 
 DEFAULT_MODEL = MODELS_DIR / "emotion.tflite"
 
+#: One point of a confidence map: a top probability (after the temperature) and the accuracy that held-out
+#: faces had at it.
+Knot = tuple[float, float]
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -34,6 +39,8 @@ class ModelInfo:
     zoom_tta: bool
     #: Divides the log of the averaged probabilities (fitted on held-out faces so they mean what they say).
     temperature: float = 1.0
+    #: Then moves the top probability to the accuracy held-out faces had at it (empty: no map).
+    confidence_map: tuple[Knot, ...] = ()
 
     @property
     def ref(self) -> ModelRef:
@@ -60,6 +67,7 @@ def read_model_info(model_path: Path) -> ModelInfo:
         flip_tta=bool(meta.get("flip_tta", False)),
         zoom_tta=bool(meta.get("zoom_tta", False)),
         temperature=calibration_temperature(meta, card),
+        confidence_map=calibration_map(meta, card),
     )
 
 
@@ -82,6 +90,26 @@ def calibration_temperature(meta: dict[str, Any], card: Path) -> float:
     return float(value)
 
 
+def calibration_map(meta: dict[str, Any], card: Path) -> tuple[Knot, ...]:
+    """The card's confidence map (none when absent): two or more ``[confidence, accuracy]`` pairs with
+    confidences rising and accuracies not falling, all in 0..1; anything else is refused."""
+    value = meta.get("confidence_map", [])
+    pairs = value if isinstance(value, list) else [None]  # not a list: refused like a bad pair
+    numbers = [p for p in pairs if isinstance(p, list) and len(p) == 2 and all(_is_unit(v) for v in p)]
+    knots = tuple((float(c), float(a)) for c, a in numbers)
+    rising = all(a[0] < b[0] and a[1] <= b[1] for a, b in itertools.pairwise(knots))
+    if len(numbers) != len(pairs) or len(knots) == 1 or not rising:
+        raise ModelError(
+            f"{card} has confidence_map {value!r}, expected [confidence, accuracy] pairs in 0..1, "
+            "confidences rising and accuracies not falling"
+        )
+    return knots
+
+
+def _is_unit(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0.0 <= value <= 1.0
+
+
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log(probs) / temperature)`` row by row: sharpens (< 1) or softens (> 1) each answer."""
     if temperature == 1.0:
@@ -89,6 +117,27 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     logits = np.log(np.maximum(probs, 1e-12)) / temperature
     scaled = np.exp(logits - logits.max(axis=1, keepdims=True))
     return np.asarray(scaled / scaled.sum(axis=1, keepdims=True))
+
+
+def apply_confidence_map(probs: np.ndarray, knots: Sequence[Knot]) -> np.ndarray:
+    """Each answer's top probability moved to the accuracy the map gives at it (linear between knots, flat
+    beyond them), the other classes scaled to share the rest in their old ratios. A temperature cannot
+    fix confidences that are too high in one range and too low in another; this can. The top class stays
+    on top, and an answer already certain stays as it is."""
+    if not knots:
+        return probs
+    confidence, accuracy = np.asarray(knots, dtype=np.float64).T
+    rows, top = np.arange(len(probs)), probs.argmax(axis=1)
+    old = probs[rows, top]
+    rest = 1.0 - old
+    second = np.partition(probs, -2, axis=1)[:, -2]
+    open_ = rest > 1e-9
+    # Staying on top: new >= second * (1 - new) / rest, i.e. new >= second / (rest + second).
+    floor = np.divide(second, rest + second, out=np.zeros_like(old), where=open_) + 1e-6
+    new = np.where(open_, np.maximum(np.interp(old, confidence, accuracy), floor), old)
+    mapped = probs * np.divide(1.0 - new, rest, out=np.ones_like(old), where=open_)[:, None]
+    mapped[rows, top] = new
+    return np.asarray(mapped)
 
 
 class EmotionClassifier:
@@ -102,8 +151,10 @@ class EmotionClassifier:
         flip_tta: bool | None = None,
         zoom_tta: bool | None = None,
         temperature: float | None = None,
+        confidence_map: Sequence[Knot] | None = None,
     ) -> None:
-        """``flip_tta``, ``zoom_tta`` and ``temperature`` override what model.json says (for measuring)."""
+        """``flip_tta``, ``zoom_tta``, ``temperature`` and ``confidence_map`` override what model.json says
+        (for measuring)."""
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL
         self._interpreter = load_interpreter(path, num_threads)
         self.info = read_model_info(path)
@@ -113,6 +164,8 @@ class EmotionClassifier:
             self.info = dataclasses.replace(self.info, zoom_tta=zoom_tta)
         if temperature is not None:
             self.info = dataclasses.replace(self.info, temperature=temperature)
+        if confidence_map is not None:
+            self.info = dataclasses.replace(self.info, confidence_map=tuple(confidence_map))
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = -1
@@ -124,7 +177,7 @@ class EmotionClassifier:
 
         With test-time augmentation the model also sees each face zoomed in (``zoom_tta``) and mirrored
         (``flip_tta``), and the answers are averaged; all views of all faces go in one call. The average is
-        then calibrated by the model's temperature.
+        then calibrated by the model's temperature and confidence map.
         """
         batch = self.preprocess(faces)
         count = len(batch)
@@ -134,7 +187,8 @@ class EmotionClassifier:
         if self.info.flip_tta:
             views += [view[:, :, ::-1] for view in views]
         probs = self._invoke(np.concatenate(views)).reshape(len(views), count, -1).mean(axis=0)
-        return apply_temperature(probs, self.info.temperature).astype(np.float32)
+        tempered = apply_temperature(probs, self.info.temperature)
+        return apply_confidence_map(tempered, self.info.confidence_map).astype(np.float32)
 
     def preprocess(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Resize every crop to the model's square input: float32 ``(N, S, S, 1)`` of 0..255 values."""

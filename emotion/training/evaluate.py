@@ -54,13 +54,21 @@ def main(argv: list[str] | None = None) -> int:
         default="model",
         help="test-time views (mirrored, zoomed in): as model.json says, or forced",
     )
-    parser.add_argument("--temperature", type=float, help="calibration temperature instead of model.json's")
+    parser.add_argument(
+        "--temperature", type=float, help="calibration temperature instead of model.json's (and no confidence map)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
     with np.load(args.split) as data:
         faces, truth = data["x"], data["y"]
-    forced = {} if args.tta == "model" else {"flip_tta": "flip" in args.tta, "zoom_tta": "zoom" in args.tta}
-    classifier = EmotionClassifier(args.model, temperature=args.temperature, **forced)
+    flip, zoom = (None, None) if args.tta == "model" else ("flip" in args.tta, "zoom" in args.tta)
+    classifier = EmotionClassifier(
+        args.model,
+        flip_tta=flip,
+        zoom_tta=zoom,
+        temperature=args.temperature,
+        confidence_map=None if args.temperature is None else (),
+    )
     probs = probabilities(classifier, faces)
     figures = report(truth, probs.argmax(axis=1))
     figures["calibration"] = calibration(truth, probs)
@@ -68,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "flip_tta": classifier.info.flip_tta,
         "zoom_tta": classifier.info.zoom_tta,
         "temperature": classifier.info.temperature,
+        "confidence_map": classifier.info.confidence_map,
     }
     print(json.dumps(figures) if args.json else format_report(figures))
     return 0
