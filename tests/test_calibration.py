@@ -156,6 +156,7 @@ def test_the_fitted_map_pools_bins_whose_accuracy_falls() -> None:
     probs = np.array([[c, 1 - c] for c in (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)])
     truth = np.array([1, 1, 0, 0, 1, 1, 0, 0])
     assert fit_confidence_map(probs, truth, bins=4) == [(0.575, 0.0), (0.725, 0.5), (0.875, 1.0)]
+    assert fit_confidence_map(probs[:3], truth[:3], bins=4) == [(0.575, 0.0), (0.65, 1.0)]
 
 
 @pytest.mark.parametrize(

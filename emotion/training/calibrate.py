@@ -61,7 +61,8 @@ def fit_confidence_map(probs: np.ndarray, truth: np.ndarray, bins: int = MAP_BIN
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == truth
     blocks: list[list[float]] = []  # right answers, faces, sum of confidences
-    for group in np.array_split(np.argsort(confidence, kind="stable"), bins):
+    order = np.argsort(confidence, kind="stable")
+    for group in np.array_split(order, min(bins, len(order))):  # never an empty bin
         blocks.append([float(correct[group].sum()), float(len(group)), float(confidence[group].sum())])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
             right, count, total = blocks.pop()
