@@ -79,12 +79,13 @@ def test_a_card_with_a_temperature_that_is_not_a_sane_number_is_refused(tmp_path
 
 def test_the_served_probabilities_are_tempered_by_the_cards_temperature(tmp_path) -> None:
     faces = np.random.default_rng(3).integers(0, 256, (4, 48, 48), dtype=np.uint8)
-    raw = EmotionClassifier(temperature=1.0).predict(faces).astype(np.float64)
-    tempered = _model_copy(tmp_path, temperature=0.5)
+    raw = EmotionClassifier(temperature=1.0, confidence_map=()).predict(faces).astype(np.float64)
+    tempered = _model_copy(tmp_path, temperature=0.5, confidence_map=[])
     assert tempered.info.temperature == 0.5
     np.testing.assert_allclose(tempered.predict(faces), apply_temperature(raw, 0.5), atol=1e-5)
-    card_t = EmotionClassifier().info.temperature
-    np.testing.assert_allclose(EmotionClassifier().predict(faces), apply_temperature(raw, card_t), atol=1e-5)
+    served = EmotionClassifier().info
+    expected = apply_confidence_map(apply_temperature(raw, served.temperature), served.confidence_map)
+    np.testing.assert_allclose(EmotionClassifier().predict(faces), expected, atol=1e-5)
 
 
 def test_calibrate_fits_on_held_out_faces_and_records_the_temperature(tmp_path) -> None:

@@ -57,16 +57,21 @@ def test_predictions_are_deterministic_and_independent_of_batching(classifier: E
     assert not np.allclose(first[0], first[1]), "different faces should not get identical answers"
 
 
+def _uncalibrated(*, flip: bool, zoom: bool) -> EmotionClassifier:
+    """The committed model with these views and neither the card's temperature nor its confidence map."""
+    return EmotionClassifier(flip_tta=flip, zoom_tta=zoom, temperature=1.0, confidence_map=())
+
+
 def test_test_time_views_average_the_plain_mirrored_and_zoomed_face() -> None:
     """With both views on, each face's answer is the mean of four single-view answers, in one batch."""
     rng = np.random.default_rng(11)
     faces = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
-    plain = EmotionClassifier(flip_tta=False, zoom_tta=False)
+    plain = _uncalibrated(flip=False, zoom=False)
     inner = np.stack([cv2.resize(f[2:46, 2:46].astype(np.float32), (48, 48)) for f in faces])
     views = [faces, faces[:, :, ::-1], inner, inner[:, :, ::-1]]
     expected = np.mean([plain._invoke(plain.preprocess(v) if v.dtype == np.uint8 else v[..., None]) for v in views], 0)
     expected /= expected.sum(axis=1, keepdims=True)
-    both = EmotionClassifier(flip_tta=True, zoom_tta=True, temperature=1.0).predict(faces)
+    both = _uncalibrated(flip=True, zoom=True).predict(faces)
     np.testing.assert_allclose(both, expected, atol=1e-5)
     assert not np.allclose(both, plain.predict(faces), atol=1e-3), "the views must change the answer"
 
@@ -146,11 +151,13 @@ def test_the_card_names_the_model_and_its_views(model_copy) -> None:
     path, card = model_copy
     card |= {"name": "other", "version": "7", "input_size": 48, "flip_tta": True, "zoom_tta": False}
     (path.parent / "model.json").write_text(json.dumps(card))
-    t = card["temperature"]
-    assert read_model_info(path) == ModelInfo("other", "7", card["sha256"], 48, True, False, temperature=t)
-    card |= {"flip_tta": False, "zoom_tta": True, "temperature": 0.5}
+    t, knots = card["temperature"], tuple(tuple(knot) for knot in card.get("confidence_map", ()))
+    expected = ModelInfo("other", "7", card["sha256"], 48, True, False, temperature=t, confidence_map=knots)
+    assert read_model_info(path) == expected
+    card |= {"flip_tta": False, "zoom_tta": True, "temperature": 0.5, "confidence_map": [[0.3, 0.2], [0.9, 0.95]]}
     (path.parent / "model.json").write_text(json.dumps(card))
-    assert read_model_info(path) == ModelInfo("other", "7", card["sha256"], 48, False, True, temperature=0.5)
+    expected = ModelInfo("other", "7", card["sha256"], 48, False, True, 0.5, ((0.3, 0.2), (0.9, 0.95)))
+    assert read_model_info(path) == expected
 
 
 @pytest.mark.parametrize(
@@ -238,11 +245,11 @@ def test_the_zoomed_view_cuts_two_pixels_on_every_side() -> None:
 @pytest.mark.parametrize(("flip", "zoom"), [(True, False), (False, True)])
 def test_one_view_at_a_time_averages_two_answers(flip: bool, zoom: bool) -> None:
     faces = np.random.default_rng(13).integers(0, 256, (3, 48, 48), dtype=np.uint8)
-    plain = EmotionClassifier(flip_tta=False, zoom_tta=False)
+    plain = _uncalibrated(flip=False, zoom=False)
     batch = plain.preprocess(faces)
     other = batch[:, :, ::-1] if flip else zoomed(batch)
     expected = (plain._invoke(batch) + plain._invoke(other)) / 2
-    got = EmotionClassifier(flip_tta=flip, zoom_tta=zoom, temperature=1.0).predict(faces)
+    got = _uncalibrated(flip=flip, zoom=zoom).predict(faces)
     np.testing.assert_allclose(got, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
     assert np.abs(got - plain.predict(faces)).max() > 1e-3, "the second view must change the answer"
 
