@@ -75,6 +75,7 @@ def test_committed_model_meets_its_card_on_the_validation_split() -> None:
     figures = json.loads(out.stdout)
     assert figures["accuracy"] == pytest.approx(card["validation"]["accuracy"], abs=1e-6)
     assert figures["macro_recall"] == pytest.approx(card["validation"]["macro_recall"], abs=1e-6)
-    # Calibrated as the card says; without the card's temperature (a calibration regression) ECE is worse.
+    # Calibrated as the card says; without the card's temperature and map (a calibration regression) ECE is worse.
     assert figures["calibration"] == pytest.approx(card["calibration"]["val_after"], abs=1e-4)
     assert figures["calibration"]["ece"] < card["calibration"]["val_before"]["ece"] - 0.003
+    assert figures["calibration"]["ece"] <= 0.03, "issue 17's calibration target"
