@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from emotion.classifier import DEFAULT_MODEL, EmotionClassifier, Knot, apply_confidence_map, apply_temperature
+from emotion.training.card import read_card, write_card
 from emotion.training.data import load_split, load_splits
 from emotion.training.evaluate import probabilities
 from emotion.training.metrics import calibration
@@ -103,12 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(args.model, args.data, args.val, args.map)
     print(json.dumps(figures, indent=2))
     if args.write:
-        card_path = args.model.with_name("model.json")
-        card = json.loads(card_path.read_text())
+        card = read_card(args.model)
         card.pop("confidence_map", None)  # a map fits the temperature it was fitted after, and only that one
         card |= {key: figures[key] for key in ("temperature", "confidence_map") if key in figures}
         card["calibration"] = {k: v for k, v in figures.items() if k not in ("temperature", "confidence_map")}
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        write_card(args.model, card)
     return 0
 
 

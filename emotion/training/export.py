@@ -22,6 +22,7 @@ import numpy as np
 
 from emotion.classifier import EmotionClassifier
 from emotion.labels import EMOTIONS, INPUT_SIZE
+from emotion.training.card import write_card
 from emotion.training.cli import option, parse_config
 from emotion.training.data import load_split
 from emotion.training.evaluate import per_face_ms, predict_split
@@ -196,7 +197,7 @@ def export(args: ExportConfig) -> dict[str, Any]:
         },
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
-    (out / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(target, card)
     histories = [Path(d, "history.csv") for d in (*args.base_run, str(run_dir))]
     plot_curves([h for h in histories if h.is_file()], out / "training_curves.png")
     plot_confusion(np.array(figures["confusion_matrix"]["rows_true_columns_predicted"]), out / "confusion_matrix.png")

@@ -20,8 +20,13 @@ from emotion.labels import EMOTIONS
 from emotion.pipeline import Analyzer
 from emotion.training.data import read_labels
 
+#: The share of the people held out of training, and the seed of their draw: ``validate_photos --held-out``
+#: measures the same people.
+VAL_FRACTION = 0.2
+SPLIT_SEED = 1234
 
-def split_people(people: list[str], val_fraction: float, seed: int) -> set[str]:
+
+def split_people(people: list[str], val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> set[str]:
     """The people held out for validation: a seeded draw over the sorted distinct names."""
     names = sorted(set(people))
     rng = np.random.default_rng(seed)
@@ -33,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("labels", type=Path, help="CSV with columns image, emotion, person")
     parser.add_argument("--images", type=Path, help="folder of the photos (default: images/ beside the CSV)")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/photos"))
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--val-fraction", type=float, default=VAL_FRACTION)
+    parser.add_argument("--seed", type=int, default=SPLIT_SEED)
     args = parser.parse_args(argv)
     images = args.images or args.labels.parent / "images"
     rows = read_labels(args.labels)
