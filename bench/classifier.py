@@ -46,6 +46,7 @@ def main() -> None:
                 "quantization": card["quantization"],
                 "flip_tta": card["flip_tta"],
                 "zoom_tta": card.get("zoom_tta", False),
+                "zoom_pixels": list(classifier.info.zoom_pixels),
             },
             "load_s_median": round(statistics.median(x["load_s"] for x in loads), 3),
             "load_max_rss_mb_median": round(statistics.median(x["max_rss_mb"] for x in loads), 1),

@@ -26,6 +26,13 @@ DEFAULT_MODEL = MODELS_DIR / "emotion.tflite"
 #: faces had at it.
 Knot = tuple[float, float]
 
+#: With ``zoom_tta`` the model sees each face at two scales: pixels cut off every side of the 48-px input before
+#: it is resized back (negative: that many edge pixels added, so the face looks smaller); 0 is the face as is.
+ZoomPair = tuple[int, int]
+DEFAULT_ZOOMS: ZoomPair = (0, 2)
+#: The scales a card may ask for: from a face shrunk by 8 px a side to one enlarged by 12 (half the input left).
+ZOOM_LIMITS = (-8, 12)
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -41,6 +48,8 @@ class ModelInfo:
     temperature: float = 1.0
     #: Then moves the top probability to the accuracy held-out faces had at it (empty: no map).
     confidence_map: tuple[Knot, ...] = ()
+    #: The two scales of the zoomed views (chosen on held-out faces; see ``emotion.training.views``).
+    zoom_pixels: ZoomPair = DEFAULT_ZOOMS
 
     @property
     def ref(self) -> ModelRef:
@@ -68,6 +77,7 @@ def read_model_info(model_path: Path) -> ModelInfo:
         zoom_tta=bool(meta.get("zoom_tta", False)),
         temperature=calibration_temperature(meta, card),
         confidence_map=calibration_map(meta, card),
+        zoom_pixels=card_zooms(meta, card),
     )
 
 
@@ -104,6 +114,17 @@ def calibration_map(meta: dict[str, Any], card: Path) -> tuple[Knot, ...]:
             "confidences rising and accuracies not falling"
         )
     return knots
+
+
+def card_zooms(meta: dict[str, Any], card: Path) -> ZoomPair:
+    """The card's two zoom scales (the default pair when absent); anything but two whole pixel counts within
+    ``ZOOM_LIMITS`` is refused."""
+    value = meta.get("zoom_pixels", list(DEFAULT_ZOOMS))
+    low, high = ZOOM_LIMITS
+    pixels = [v for v in value if isinstance(v, int) and not isinstance(v, bool)] if isinstance(value, list) else []
+    if len(pixels) != 2 or len(value) != 2 or not all(low <= v <= high for v in pixels):
+        raise ModelError(f"{card} has zoom_pixels {value!r}, expected two whole numbers in {low}..{high}")
+    return pixels[0], pixels[1]
 
 
 def _is_unit(value: object) -> bool:
@@ -150,11 +171,12 @@ class EmotionClassifier:
         num_threads: int = 1,
         flip_tta: bool | None = None,
         zoom_tta: bool | None = None,
+        zoom_pixels: ZoomPair | None = None,
         temperature: float | None = None,
         confidence_map: Sequence[Knot] | None = None,
     ) -> None:
-        """``flip_tta``, ``zoom_tta``, ``temperature`` and ``confidence_map`` override what model.json says
-        (for measuring)."""
+        """``flip_tta``, ``zoom_tta``, ``zoom_pixels``, ``temperature`` and ``confidence_map`` override what
+        model.json says (for measuring)."""
         path = Path(model_path) if model_path is not None else DEFAULT_MODEL
         self._interpreter = load_interpreter(path, num_threads)
         self.info = read_model_info(path)
@@ -162,6 +184,8 @@ class EmotionClassifier:
             self.info = dataclasses.replace(self.info, flip_tta=flip_tta)
         if zoom_tta is not None:
             self.info = dataclasses.replace(self.info, zoom_tta=zoom_tta)
+        if zoom_pixels is not None:
+            self.info = dataclasses.replace(self.info, zoom_pixels=zoom_pixels)
         if temperature is not None:
             self.info = dataclasses.replace(self.info, temperature=temperature)
         if confidence_map is not None:
@@ -175,20 +199,29 @@ class EmotionClassifier:
     def predict(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities ``(N, 7)`` in ``EMOTIONS`` order for ``N`` uint8 grayscale crops of any size.
 
-        With test-time augmentation the model also sees each face zoomed in (``zoom_tta``) and mirrored
-        (``flip_tta``), and the answers are averaged; all views of all faces go in one call. The average is
-        then calibrated by the model's temperature and confidence map.
+        The answers of the face's test-time views are averaged (see ``view_probabilities``), then calibrated by
+        the model's temperature and confidence map.
+        """
+        probs = self.view_probabilities(faces).mean(axis=0)
+        if len(probs) == 0:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        tempered = apply_temperature(probs, self.info.temperature)
+        return apply_confidence_map(tempered, self.info.confidence_map).astype(np.float32)
+
+    def view_probabilities(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Uncalibrated probabilities ``(V, N, 7)`` of each test-time view of each face, all in one call.
+
+        With ``zoom_tta`` the views are the face at the two scales of ``zoom_pixels``, else the face as is; with
+        ``flip_tta`` each of those mirrored as well (after them, in the same order).
         """
         batch = self.preprocess(faces)
         count = len(batch)
         if count == 0:
-            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-        views = [batch, zoomed(batch)] if self.info.zoom_tta else [batch]
+            return np.zeros((1, 0, len(EMOTIONS)), dtype=np.float64)
+        views = [scaled(batch, pixels) for pixels in self.info.zoom_pixels] if self.info.zoom_tta else [batch]
         if self.info.flip_tta:
             views += [view[:, :, ::-1] for view in views]
-        probs = self._invoke(np.concatenate(views)).reshape(len(views), count, -1).mean(axis=0)
-        tempered = apply_temperature(probs, self.info.temperature)
-        return apply_confidence_map(tempered, self.info.confidence_map).astype(np.float32)
+        return self._invoke(np.concatenate(views)).reshape(len(views), count, -1)
 
     def preprocess(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Resize every crop to the model's square input: float32 ``(N, S, S, 1)`` of 0..255 values."""
@@ -215,13 +248,14 @@ class EmotionClassifier:
             return np.asarray(self._interpreter.get_tensor(self._output), dtype=np.float64)
 
 
-#: The zoomed view drops this many pixels of the 48-px input on every side (less of the margin around
-#: the face), then scales the rest back up.
-ZOOM_PIXELS = 2
-
-
-def zoomed(batch: np.ndarray) -> np.ndarray:
-    """``batch`` (N, S, S, 1) with the border of ``ZOOM_PIXELS`` cut off and the centre resized back to S."""
-    size = batch.shape[1]
-    inner = batch[:, ZOOM_PIXELS : size - ZOOM_PIXELS, ZOOM_PIXELS : size - ZOOM_PIXELS, 0]
-    return np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR) for face in inner])[..., None]
+def scaled(batch: np.ndarray, pixels: int) -> np.ndarray:
+    """``batch`` (N, S, S, 1) with ``pixels`` cut off every side and the centre resized back to S (the face looks
+    larger), or with ``-pixels`` edge pixels added on every side and resized back (smaller); 0: ``batch``."""
+    if pixels == 0:
+        return batch
+    size, edge = batch.shape[1], -pixels
+    if pixels > 0:
+        frames = list(batch[:, pixels : size - pixels, pixels : size - pixels, 0])
+    else:
+        frames = [cv2.copyMakeBorder(face, edge, edge, edge, edge, cv2.BORDER_REPLICATE) for face in batch[..., 0]]
+    return np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_LINEAR) for face in frames])[..., None]

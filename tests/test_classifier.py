@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from emotion import EMOTIONS, EmotionClassifier, ModelError
-from emotion.classifier import DEFAULT_MODEL, MODELS_DIR, ModelInfo, read_model_info, zoomed
+from emotion.classifier import DEFAULT_MODEL, DEFAULT_ZOOMS, MODELS_DIR, ModelInfo, read_model_info, scaled
 
 from .conftest import ROOT
 
@@ -58,8 +58,9 @@ def test_predictions_are_deterministic_and_independent_of_batching(classifier: E
 
 
 def _uncalibrated(*, flip: bool, zoom: bool) -> EmotionClassifier:
-    """The committed model with these views and neither the card's temperature nor its confidence map."""
-    return EmotionClassifier(flip_tta=flip, zoom_tta=zoom, temperature=1.0, confidence_map=())
+    """The committed model with these views (zoomed: as is and 2 px in), and neither the card's temperature nor
+    its confidence map."""
+    return EmotionClassifier(flip_tta=flip, zoom_tta=zoom, zoom_pixels=(0, 2), temperature=1.0, confidence_map=())
 
 
 def test_test_time_views_average_the_plain_mirrored_and_zoomed_face() -> None:
@@ -152,12 +153,17 @@ def test_the_card_names_the_model_and_its_views(model_copy) -> None:
     card |= {"name": "other", "version": "7", "input_size": 48, "flip_tta": True, "zoom_tta": False}
     (path.parent / "model.json").write_text(json.dumps(card))
     t, knots = card["temperature"], tuple(tuple(knot) for knot in card.get("confidence_map", ()))
-    expected = ModelInfo("other", "7", card["sha256"], 48, True, False, temperature=t, confidence_map=knots)
+    first, second = card.get("zoom_pixels", DEFAULT_ZOOMS)
+    expected = ModelInfo("other", "7", card["sha256"], 48, True, False, t, knots, (first, second))
     assert read_model_info(path) == expected
     card |= {"flip_tta": False, "zoom_tta": True, "temperature": 0.5, "confidence_map": [[0.3, 0.2], [0.9, 0.95]]}
+    card |= {"zoom_pixels": [-3, 4]}
     (path.parent / "model.json").write_text(json.dumps(card))
-    expected = ModelInfo("other", "7", card["sha256"], 48, False, True, 0.5, ((0.3, 0.2), (0.9, 0.95)))
+    expected = ModelInfo("other", "7", card["sha256"], 48, False, True, 0.5, ((0.3, 0.2), (0.9, 0.95)), (-3, 4))
     assert read_model_info(path) == expected
+    del card["zoom_pixels"]  # a card from before zoom_pixels: the pair it was measured with
+    (path.parent / "model.json").write_text(json.dumps(card))
+    assert read_model_info(path).zoom_pixels == DEFAULT_ZOOMS == (0, 2)
 
 
 @pytest.mark.parametrize(
@@ -234,12 +240,39 @@ def test_a_bad_crop_is_named_in_the_error(classifier: EmotionClassifier) -> None
         classifier.preprocess([np.zeros((48, 0), np.uint8)])
 
 
-def test_the_zoomed_view_cuts_two_pixels_on_every_side() -> None:
+def test_a_scaled_view_cuts_or_adds_pixels_on_every_side() -> None:
     batch = np.random.default_rng(9).uniform(0, 255, (2, 48, 48, 1)).astype(np.float32)
-    expected = [cv2.resize(face[2:46, 2:46, 0], (48, 48), interpolation=cv2.INTER_LINEAR) for face in batch]
-    got = zoomed(batch)
+    larger = [cv2.resize(face[2:46, 2:46, 0], (48, 48), interpolation=cv2.INTER_LINEAR) for face in batch]
+    got = scaled(batch, 2)
     assert got.shape == (2, 48, 48, 1)
-    np.testing.assert_array_equal(got[..., 0], np.stack(expected))
+    np.testing.assert_array_equal(got[..., 0], np.stack(larger))
+    padded = [np.pad(face[..., 0], 3, mode="edge") for face in batch]  # 54 px: the edge repeated 3 px a side
+    smaller = [cv2.resize(face, (48, 48), interpolation=cv2.INTER_LINEAR) for face in padded]
+    np.testing.assert_array_equal(scaled(batch, -3)[..., 0], np.stack(smaller))
+    assert scaled(batch, 0) is batch
+
+
+def test_the_cards_zoom_pixels_are_the_two_scales_seen(model_copy) -> None:
+    path, card = model_copy
+    (path.parent / "model.json").write_text(
+        json.dumps(card | {"flip_tta": True, "zoom_tta": True, "zoom_pixels": [-2, 5]})
+    )
+    classifier = EmotionClassifier(path)
+    faces = np.random.default_rng(17).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    batch = classifier.preprocess(faces)
+    views = [scaled(batch, -2), scaled(batch, 5)]
+    expected = [classifier._invoke(v) for v in [*views, *(v[:, :, ::-1] for v in views)]]
+    np.testing.assert_allclose(classifier.view_probabilities(faces), np.stack(expected), atol=1e-6)
+    other = EmotionClassifier(path, zoom_pixels=(0, 2)).view_probabilities(faces)
+    assert np.abs(other - np.stack(expected)).max() > 1e-3, "another pair must see other views"
+
+
+@pytest.mark.parametrize("bad", [[2], [0, 2, 4], [0, 13], [-9, 0], ["0", 2], [True, 2], [0.5, 2], 2, None])
+def test_a_card_with_zoom_pixels_that_are_not_two_scales_is_refused(model_copy, bad) -> None:
+    path, card = model_copy
+    (path.parent / "model.json").write_text(json.dumps(card | {"zoom_pixels": bad}))
+    with pytest.raises(ModelError, match="zoom_pixels"):
+        EmotionClassifier(path)
 
 
 @pytest.mark.parametrize(("flip", "zoom"), [(True, False), (False, True)])
@@ -247,7 +280,7 @@ def test_one_view_at_a_time_averages_two_answers(flip: bool, zoom: bool) -> None
     faces = np.random.default_rng(13).integers(0, 256, (3, 48, 48), dtype=np.uint8)
     plain = _uncalibrated(flip=False, zoom=False)
     batch = plain.preprocess(faces)
-    other = batch[:, :, ::-1] if flip else zoomed(batch)
+    other = batch[:, :, ::-1] if flip else scaled(batch, 2)
     expected = (plain._invoke(batch) + plain._invoke(other)) / 2
     got = _uncalibrated(flip=flip, zoom=zoom).predict(faces)
     np.testing.assert_allclose(got, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)

@@ -12,7 +12,6 @@ not the validation split, which only measures the result; the map also needs fac
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from emotion.classifier import DEFAULT_MODEL, EmotionClassifier, Knot, apply_confidence_map, apply_temperature
-from emotion.training.card import read_card, write_card
+from emotion.classifier import EmotionClassifier, Knot, apply_confidence_map, apply_temperature
+from emotion.training.card import fitting_parser, read_card, write_card
 from emotion.training.data import load_split, load_splits
 from emotion.training.evaluate import probabilities
 from emotion.training.metrics import calibration
@@ -94,12 +93,8 @@ def measure(model: Path, fit_paths: list[str], val_path: str, with_map: bool = F
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the .tflite file (model.json beside it)")
-    parser.add_argument("--data", action="append", required=True, help="held-out npz (x, y) to fit on; repeatable")
-    parser.add_argument("--val", required=True, help="the validation npz, measured before and after")
+    parser = fitting_parser(__doc__, fit="fit on", measure="measured before and after", record="the calibration")
     parser.add_argument("--map", action="store_true", help="also fit a confidence map after the temperature")
-    parser.add_argument("--write", action="store_true", help="record the calibration in model.json")
     args = parser.parse_args(argv)
     figures = measure(args.model, args.data, args.val, args.map)
     print(json.dumps(figures, indent=2))

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tta",
         choices=("model", "off", "flip", "flip+zoom"),
         default="model",
-        help="test-time views (mirrored, zoomed in): as model.json says, or forced",
+        help="test-time views (mirrored, at two scales): as model.json says, or forced",
     )
     parser.add_argument(
         "--temperature", type=float, help="calibration temperature instead of model.json's (and no confidence map)"
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["model"] = classifier.info.ref.to_json() | {
         "flip_tta": classifier.info.flip_tta,
         "zoom_tta": classifier.info.zoom_tta,
+        "zoom_pixels": classifier.info.zoom_pixels,
         "temperature": classifier.info.temperature,
         "confidence_map": classifier.info.confidence_map,
     }

@@ -22,7 +22,7 @@ import numpy as np
 
 from emotion.classifier import EmotionClassifier
 from emotion.labels import EMOTIONS, INPUT_SIZE
-from emotion.training.card import write_card
+from emotion.training.card import validation_entry, write_card
 from emotion.training.cli import option, parse_config
 from emotion.training.data import load_split
 from emotion.training.evaluate import per_face_ms, predict_split
@@ -184,10 +184,7 @@ def export(args: ExportConfig) -> dict[str, Any]:
         "members": [
             {"weights": Path(w).name, "sha256": hashlib.sha256(Path(w).read_bytes()).hexdigest()} for w in args.weights
         ],
-        "validation": {
-            "data": "FER2013 PublicTest (val.npz)",
-            **{k: figures[k] for k in ("images", "accuracy", "macro_recall", "per_class_recall", "confusion_matrix")},
-        },
+        "validation": validation_entry(figures),
         "selection_trials": trials,
         "training": {
             "data": args.data,
