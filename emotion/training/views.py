@@ -21,6 +21,7 @@ import numpy as np
 from emotion.classifier import DEFAULT_ZOOMS, EmotionClassifier, ZoomPair
 from emotion.training.card import fitting_parser, read_card, validation_entry, write_card
 from emotion.training.data import load_split, load_splits
+from emotion.training.evaluate import predict_split
 from emotion.training.metrics import report
 
 #: The scales tried: from 4 edge pixels added a side (the face smaller) to 6 cut off (larger).
@@ -32,7 +33,8 @@ STALE_KEYS = ("temperature", "confidence_map", "calibration", "photo_validation"
 def scale_probabilities(model: Path, faces: np.ndarray, flip: bool, batch: int = 256) -> dict[int, np.ndarray]:
     """Uncalibrated probabilities ``(N, 7)`` of each candidate scale, its mirrored view averaged in when ``flip``."""
     out: dict[int, np.ndarray] = {}
-    for first, second in zip(CANDIDATES[0::2], (*CANDIDATES[1::2], CANDIDATES[-1]), strict=True):
+    last = len(CANDIDATES) - 1
+    for first, second in [(CANDIDATES[i], CANDIDATES[min(i + 1, last)]) for i in range(0, len(CANDIDATES), 2)]:
         classifier = EmotionClassifier(
             model, flip_tta=flip, zoom_tta=True, zoom_pixels=(first, second), temperature=1.0, confidence_map=()
         )
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     pair, held_out = ranking[0]
     val_faces, val_truth = load_split(args.val)
     chosen = EmotionClassifier(args.model, zoom_pixels=pair, temperature=1.0, confidence_map=())
-    val = report(val_truth, chosen.view_probabilities(val_faces).mean(axis=0).argmax(axis=1))
+    val = report(val_truth, predict_split(chosen, val_faces))
     selection: dict[str, Any] = {
         "fitted_on": {"files": [Path(p).name for p in args.data], "faces": len(truth)},
         "held_out": held_out,
