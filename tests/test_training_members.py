@@ -79,13 +79,11 @@ def test_a_failing_member_fails_the_run(tmp_path) -> None:
     assert report["members"]["3001"]["exit_code"] != 0 and report["members"]["3001"]["weights"] is None
 
 
-def test_weights_recovered_from_a_served_file_compute_what_it_computes(tmp_path) -> None:
-    """A network whose batch normalisations hold real statistics and random scales and shifts, exported as
-    the service's int8 file and read back: the recovered Keras network agrees with both the file and the
-    original network, on faces for which the network's answers differ."""
+def _served_network(tmp_path):
+    """A network whose batch normalisations hold real statistics and random scales and shifts, exported as the
+    service's int8 file: the network, faces its answers differ on, and the file."""
     import keras
 
-    from emotion.training.recover import recover
     from emotion.training.train import build_model, export_tflite
 
     keras.utils.set_random_seed(3)
@@ -104,14 +102,48 @@ def test_weights_recovered_from_a_served_file_compute_what_it_computes(tmp_path)
     logits = original.get_layer("logits")
     logits.set_weights([logits.kernel.numpy(), rng.normal(0, 0.5, 7)])
     export_tflite(original, tmp_path / "net.tflite", "int8")
-    recovered = recover(tmp_path / "net.tflite", width=8)
+    return original, batch, tmp_path / "net.tflite"
+
+
+def test_weights_recovered_from_a_served_file_compute_what_it_computes(tmp_path) -> None:
+    """The recovered Keras network agrees with both the file and the original network, on faces for which
+    the network's answers differ."""
+    from emotion.training.recover import recover
+
+    original, batch, path = _served_network(tmp_path)
+    recovered = recover(path, width=8)
 
     want = original.predict(batch, verbose=0)
     got = recovered.predict(batch, verbose=0)
-    served = np.concatenate([_raw(tmp_path / "net.tflite", face) for face in batch])
+    served = np.concatenate([_raw(path, face) for face in batch])
     assert want.std(axis=0).mean() > 0.05  # else any network would agree
     assert np.abs(got - want).max() < 0.05 and np.abs(got - served).max() < 0.05
     assert (got.argmax(axis=1) == want.argmax(axis=1)).mean() >= 0.9
+
+
+def test_recovered_normalisations_train_from_where_the_file_serves(tmp_path) -> None:
+    """With the statistics measured on faces, each batch normalisation computes the same in training (batch
+    statistics) as in serving, and serving is unchanged; without them training starts from another function."""
+    import keras
+
+    from emotion.training.recover import recover, restore_statistics
+
+    _, batch, path = _served_network(tmp_path)
+    plain, restored = recover(path, width=8), recover(path, width=8)
+    restore_statistics(restored, batch)
+    np.testing.assert_allclose(restored.predict(batch, verbose=0), plain.predict(batch, verbose=0), atol=1e-4)
+
+    def gap(model) -> float:
+        """The largest difference, over the normalisations, between training and serving on their inputs."""
+        norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        seen = keras.Model(model.inputs, [bn.input for bn in norms]).predict(batch, verbose=0)
+        serving = [np.asarray(bn(x, training=False)) for bn, x in zip(norms, seen, strict=True)]
+        training = [np.asarray(bn(x, training=True)) for bn, x in zip(norms, seen, strict=True)]
+        pairs = zip(serving, training, strict=True)
+        return max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-6)) for a, b in pairs)
+
+    assert gap(restored) < 0.01
+    assert gap(plain) > 0.1
 
 
 def _raw(path, face: np.ndarray) -> np.ndarray:
