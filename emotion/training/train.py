@@ -229,13 +229,17 @@ def cycle_ends(first: int, epochs: int) -> set[int]:
     return ends
 
 
-def snapshots(model, run_dir: Path, ends: set[int]):
-    """A callback saving ``snapshot-NNNN.keras`` at each cycle's end: members for an ensemble or export."""
+def snapshots(model, run_dir: Path, ends: set[int], keep_from: int | None = None):
+    """A callback saving ``snapshot-NNNN.keras`` at each cycle's end (members for an ensemble or export), and,
+    from epoch ``keep_from`` on, every epoch's weights as ``epoch-NNNN.weights.h5`` (for
+    ``emotion.training.average``)."""
     import keras
 
     def save(epoch: int, logs: dict | None = None) -> None:
         if epoch + 1 in ends:
             model.save(run_dir / f"snapshot-{epoch + 1:04d}.keras")
+        if keep_from is not None and epoch + 1 >= keep_from:
+            model.save_weights(run_dir / f"epoch-{epoch + 1:04d}.weights.h5")
 
     return keras.callbacks.LambdaCallback(on_epoch_end=save)
 
@@ -319,6 +323,8 @@ class TrainConfig:
     lr: float = option(0.05, "peak learning rate")
     warmup: int = option(2, "warm-up epochs (plain cosine schedule only)")
     cycle: int = option(0, "cosine restarts: first cycle in epochs, each next one twice as long; 0: one cosine")
+    constant: bool = option(False, "hold the learning rate at --lr throughout (for --keep-epochs averaging)")
+    keep_epochs: int = option(0, "save the weights of each of the last N epochs, to average (emotion.training.average)")
     time_limit: float = option(0.0, "stop (resumably) before this many seconds; 0: no limit")
     holdout: float = option(0.0, "fraction of each class held out for calibration (written to holdout.npz)")
     holdout_seed: int | None = option(
@@ -363,9 +369,11 @@ def training_data(config: TrainConfig, run_dir: Path) -> tuple[np.ndarray, np.nd
 
 
 def learning_rate(config: TrainConfig, steps: int):
-    """Cosine restarts (``cycle``) or one cosine decay to zero after a linear warm-up."""
+    """Cosine restarts (``cycle``), one cosine decay to zero after a linear warm-up, or a constant rate."""
     import keras
 
+    if config.constant:
+        return config.lr
     if config.cycle:
         return keras.optimizers.schedules.CosineDecayRestarts(config.lr, steps * config.cycle, t_mul=2.0)
     warmup = steps * config.warmup
@@ -410,8 +418,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         limit,
     ]
-    if config.cycle:
-        callbacks.append(snapshots(model, run_dir, cycle_ends(config.cycle, config.epochs)))
+    if config.cycle or config.keep_epochs:
+        ends = cycle_ends(config.cycle, config.epochs) if config.cycle else set()
+        keep_from = config.epochs - config.keep_epochs + 1 if config.keep_epochs else None
+        callbacks.append(snapshots(model, run_dir, ends, keep_from))
     started = time.time()
     fitted.fit(
         train_ds,
@@ -436,7 +446,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         print(f"exported {out} ({size} bytes, {config.quantization}) after {seconds:.0f} s")
     else:
         print(f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with emotion.training.export")
-    recorded: tuple[str, ...] = ("epochs", "batch", "lr", "cycle", "holdout", "holdout_seed", "seed")
+    recorded: tuple[str, ...] = ("epochs", "batch", "lr", "cycle", "constant", "holdout", "holdout_seed", "seed")
     recorded += ("width", "dropout", "augment")
     recorded += ("extra_repeat", "distill") if config.teacher else ("extra_repeat",)
     info = {name: getattr(config, name) for name in recorded} | {
