@@ -171,25 +171,21 @@ def test_export_takes_test_time_views_only_within_the_per_face_budget() -> None:
 
 
 def test_averaging_copies_of_one_network_gives_it_back(tmp_path) -> None:
-    """The mean of one network's weights is that network, statistics measured on the faces they came from."""
+    """The mean of one network's weights and statistics is that network."""
     from emotion.training.average import average
 
     original, batch, _ = _served_network(tmp_path)
     original.save_weights(tmp_path / "one.weights.h5")
-    averaged = average([tmp_path / "one.weights.h5"] * 3, batch, width=8)
+    averaged = average([tmp_path / "one.weights.h5"] * 3, width=8)
     want = original.predict(batch, verbose=0)
     assert want.std(axis=0).mean() > 0.05
     np.testing.assert_allclose(averaged.predict(batch, verbose=0), want, atol=1e-4)
 
 
-def test_a_run_keeps_its_last_epochs_and_their_average_is_measured_afresh(tmp_path) -> None:
+def test_a_run_keeps_its_last_epochs_and_averages_them(tmp_path) -> None:
     """``--constant --keep-epochs 2`` of 3 epochs: a flat learning rate, and the weights of epochs 2 and 3 kept.
-    Their average holds the mean of each weight, and each normalisation holds the statistics of what reaches
-    it in the averaged network, not the mean of the two networks' statistics."""
-    import keras
-
-    from emotion.training.average import average
-    from emotion.training.recover import input_statistics
+    Their average holds the mean of each weight and of each normalisation's moving statistics."""
+    from emotion.training.average import main as average
     from emotion.training.train import build_model, learning_rate, main, parse_args
 
     _tiny_split(tmp_path / "train.npz", 64, 21)
@@ -203,17 +199,12 @@ def test_a_run_keeps_its_last_epochs_and_their_average_is_measured_afresh(tmp_pa
     assert [path.name for path in kept] == ["epoch-0002.weights.h5", "epoch-0003.weights.h5"]
     assert json.loads((run / "train_info.json").read_text())["constant"] is True
 
-    faces = load_split(tmp_path / "val.npz")[0].astype(np.float32)[..., None]
-    averaged = average(kept, faces, width=8)
-    members = [build_model(8) for _ in kept]
-    for member, path in zip(members, kept, strict=True):
-        member.load_weights(path)
-    kernels = [m.get_layer("conv1_0").get_weights()[0] for m in members]
-    assert not np.allclose(kernels[0], kernels[1])
-    np.testing.assert_allclose(averaged.get_layer("conv1_0").get_weights()[0], np.mean(kernels, axis=0), rtol=1e-6)
-    for norm in (layer for layer in averaged.layers if isinstance(layer, keras.layers.BatchNormalization)):
-        mean, variance = input_statistics(averaged, norm, faces)
-        np.testing.assert_allclose(norm.get_weights()[2], mean, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(norm.get_weights()[3], variance, rtol=1e-4, atol=1e-5)
-    first = members[0].get_layer("bn2_0").get_weights()[2]
-    assert not np.allclose(averaged.get_layer("bn2_0").get_weights()[2], first, rtol=1e-3)
+    average(["--weights", *map(str, kept), "--out", str(tmp_path / "mean.weights.h5"), "--width", "8"])
+    averaged, *members = (build_model(8) for _ in range(3))
+    for network, path in zip([averaged, *members], [tmp_path / "mean.weights.h5", *kept], strict=True):
+        network.load_weights(path)
+    for name in ("conv1_0", "bn2_0"):
+        values = [m.get_layer(name).get_weights() for m in members]
+        assert not np.allclose(values[0][-1], values[1][-1])  # the kernel; the moving variance
+        for got, *each in zip(averaged.get_layer(name).get_weights(), *values, strict=True):
+            np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-5, atol=1e-7)

@@ -116,7 +116,7 @@ def restore_statistics(model, faces: np.ndarray) -> None:
     that undo them, so it still computes what ``recover`` set (its bias added) when serving, and, in training,
     where it normalises by each batch's own statistics, nearly that too. Without this the first training step
     rescales every layer to unit variance: fine-tuning from recovered weights started at 0.46 on val.npz, not
-    at the served 0.68 (no test-time views)."""
+    near the served 0.66 (no test-time views)."""
     from keras import layers
 
     for norm in (layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)):
