@@ -197,7 +197,8 @@ def test_a_run_keeps_its_last_epochs_and_averages_them(tmp_path) -> None:
     main([*args, "--constant", "--keep-epochs", "2"])
     kept = sorted(run.glob("epoch-*.weights.h5"))
     assert [path.name for path in kept] == ["epoch-0002.weights.h5", "epoch-0003.weights.h5"]
-    assert json.loads((run / "train_info.json").read_text())["constant"] is True
+    info = json.loads((run / "train_info.json").read_text())
+    assert info["constant"] is True and info["keep_epochs"] == 2
 
     average(["--weights", *map(str, kept), "--out", str(tmp_path / "mean.weights.h5"), "--width", "8"])
     averaged, *members = (build_model(8) for _ in range(3))

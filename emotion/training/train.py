@@ -447,7 +447,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     else:
         print(f"trained {run_dir / 'final.keras'} after {seconds:.0f} s; export it with emotion.training.export")
     recorded: tuple[str, ...] = ("epochs", "batch", "lr", "cycle", "constant", "holdout", "holdout_seed", "seed")
-    recorded += ("width", "dropout", "augment")
+    recorded += ("width", "dropout", "augment", "keep_epochs")
     recorded += ("extra_repeat", "distill") if config.teacher else ("extra_repeat",)
     info = {name: getattr(config, name) for name in recorded} | {
         "backend": keras.backend.backend(),
