@@ -22,8 +22,6 @@ import numpy as np
 from emotion.training.cli import option, parse_config
 
 BLOCKS = 4
-#: Faces to measure a normalisation's input statistics on: enough for 9 layers' means and variances.
-STATISTICS_FACES = 4096
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,7 @@ class RecoverConfig:
     data: str = option(
         "", "faces (npz) to measure each batch normalisation's input on, so training goes on from the served network"
     )
-    limit: int = option(STATISTICS_FACES, "how many of --data's faces to measure on")
+    limit: int = option(4096, "how many of --data's faces to measure on")
 
 
 def constants(path: Path) -> list[tuple[str, np.ndarray]]:
@@ -93,34 +91,19 @@ def recover(path: Path, width: int = 32):
     return model
 
 
-def input_statistics(model, norm, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mean and variance of what reaches batch normalisation ``norm`` of ``model`` (serving) on ``faces``, per
-    channel."""
-    import keras
-
-    seen = keras.Model(model.inputs, norm.input).predict(faces, batch_size=256, verbose=0)
-    axes = tuple(range(seen.ndim - 1))
-    return seen.mean(axis=axes), seen.var(axis=axes)
-
-
-def statistics_faces(path: Path, limit: int = STATISTICS_FACES) -> np.ndarray:
-    """The first ``limit`` faces of an npz split, as the network's float input."""
-    from emotion.training.data import load_split
-
-    faces, _ = load_split(path)
-    return faces[:limit].astype(np.float32)[..., None]
-
-
 def restore_statistics(model, faces: np.ndarray) -> None:
     """Give each batch normalisation the mean and variance its input has on ``faces``, and a scale and offset
     that undo them, so it still computes what ``recover`` set (its bias added) when serving, and, in training,
     where it normalises by each batch's own statistics, nearly that too. Without this the first training step
     rescales every layer to unit variance: fine-tuning from recovered weights started at 0.46 on val.npz, not
     near the served 0.66 (no test-time views)."""
-    from keras import layers
+    import keras
 
-    for norm in (layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)):
-        mean, variance = input_statistics(model, norm, faces)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    inputs = keras.Model(model.inputs, [norm.input for norm in norms]).predict(faces, batch_size=256, verbose=0)
+    for norm, seen in zip(norms, inputs, strict=True):  # one pass: serving, each normalisation is its bias alone
+        axes = tuple(range(seen.ndim - 1))
+        mean, variance = seen.mean(axis=axes), seen.var(axis=axes)
         bias = norm.get_weights()[1]
         norm.set_weights([np.sqrt(variance + norm.epsilon), mean + bias, mean, variance])
 
@@ -129,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     config = parse_config(RecoverConfig, argv, __doc__.splitlines()[0])
     model = recover(Path(config.model), config.width)
     if config.data:
-        restore_statistics(model, statistics_faces(Path(config.data), config.limit))
+        from emotion.training.data import load_split
+
+        faces, _ = load_split(Path(config.data))
+        restore_statistics(model, faces[: config.limit].astype(np.float32)[..., None])
     model.save_weights(config.out)
     print(f"wrote {config.out}")
 
